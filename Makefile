@@ -1,0 +1,40 @@
+# The README's two commands: `make run` (service + demo data on embedded defaults) and
+# `make test` (the whole suite on real Postgres, Redis and embedded chDB).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+DEMO_ROWS ?= 200000
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint bench services
+
+$(BIN)/.installed: requirements/base.txt requirements/dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+	touch $@
+
+install: $(BIN)/.installed
+
+run: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate --database clickhouse --noinput
+	$(BIN)/python manage.py generate_traffic --rows $(DEMO_ROWS) --days 7 --projects 3 --seed 42 --if-empty
+	@echo "BudMetrics on http://$(HOST):$(PORT)/  docs: /api/docs/  redoc: /api/redoc/  admin: /admin/  ready: /readyz"
+	@echo "Create an admin login with: $(BIN)/python manage.py createsuperuser"
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+services:
+	bash .ci/services
+
+test: install services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -1,0 +1,111 @@
+"""DDL for ``gateway_analytics``, printed from the model's fields.
+
+Single node: one MergeTree table. With ``CLICKHOUSE_CLUSTER``: a ReplicatedMergeTree
+``gateway_analytics_local`` on every replica plus a Distributed ``gateway_analytics`` over
+it, both ``ON CLUSTER``, so queries keep using one table name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connections
+
+from analytics.models import GatewayAnalytics
+
+TABLE = GatewayAnalytics._meta.db_table
+LOCAL_TABLE = f"{TABLE}_local"
+
+PARTITION_BY = "toYYYYMM(timestamp)"
+ORDER_BY = "(project_id, timestamp)"
+
+# (name, expression, type, granularity): the columns BudMetrics filters by most.
+SKIP_INDEXES = (
+    ("idx_model_id", "model_id", "bloom_filter(0.01)", 4),
+    ("idx_endpoint_id", "endpoint_id", "bloom_filter(0.01)", 4),
+    ("idx_client_id", "client_id", "bloom_filter(0.01)", 4),
+    ("idx_client_ip", "client_ip", "bloom_filter(0.01)", 4),
+    ("idx_path", "path", "bloom_filter(0.01)", 4),
+    ("idx_country_code", "country_code", "set(300)", 4),
+    ("idx_status_code", "status_code", "set(100)", 4),
+    ("idx_is_blocked", "is_blocked", "minmax", 4),
+    ("idx_block_rule_id", "block_rule_id", "bloom_filter(0.01)", 4),
+)
+
+
+@dataclass(frozen=True)
+class TableOptions:
+    database: str
+    retention_days: int
+    cluster: str = ""
+
+
+def column_definitions(alias: str = "clickhouse") -> list[tuple[str, str]]:
+    connection = connections[alias]
+    columns = []
+    for field in GatewayAnalytics._meta.local_fields:
+        db_type = field.db_type(connection)
+        if field.name == "timestamp":
+            db_type = "DateTime64(3, 'UTC')"
+        columns.append((field.column, db_type))
+    return columns
+
+
+def _body(columns: list[tuple[str, str]]) -> str:
+    lines = [f"    `{name}` {db_type}" for name, db_type in columns]
+    lines += [
+        f"    INDEX {name} {expr} TYPE {index_type} GRANULARITY {granularity}"
+        for name, expr, index_type, granularity in SKIP_INDEXES
+    ]
+    return "(\n" + ",\n".join(lines) + "\n)"
+
+
+def _tail(options: TableOptions) -> str:
+    return (
+        f"PARTITION BY {PARTITION_BY}\n"
+        f"ORDER BY {ORDER_BY}\n"
+        f"TTL toDateTime(timestamp) + INTERVAL {int(options.retention_days)} DAY DELETE\n"
+        "SETTINGS index_granularity = 8192"
+    )
+
+
+def create_table_statements(options: TableOptions, alias: str = "clickhouse") -> list[str]:
+    """The CREATE statements for the configured topology (identifiers are validated
+    settings, never request data)."""
+    columns = column_definitions(alias)
+    db = f"`{options.database}`"
+    if not options.cluster:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.`{TABLE}`\n{_body(columns)}\n"
+            f"ENGINE = MergeTree\n{_tail(options)}"
+        ]
+    cluster = f"`{options.cluster}`"
+    replica_path = f"'/clickhouse/tables/{{shard}}/{options.database}/{LOCAL_TABLE}'"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.`{LOCAL_TABLE}` ON CLUSTER {cluster}\n{_body(columns)}\n"
+        f"ENGINE = ReplicatedMergeTree({replica_path}, '{{replica}}')\n{_tail(options)}",
+        f"CREATE TABLE IF NOT EXISTS {db}.`{TABLE}` ON CLUSTER {cluster} "
+        f"AS {db}.`{LOCAL_TABLE}`\n"
+        f"ENGINE = Distributed({cluster}, {db}, `{LOCAL_TABLE}`, cityHash64(request_id))",
+    ]
+
+
+def drop_table_statements(options: TableOptions) -> list[str]:
+    db = f"`{options.database}`"
+    if not options.cluster:
+        return [f"DROP TABLE IF EXISTS {db}.`{TABLE}`"]
+    cluster = f"`{options.cluster}`"
+    return [
+        f"DROP TABLE IF EXISTS {db}.`{TABLE}` ON CLUSTER {cluster}",
+        f"DROP TABLE IF EXISTS {db}.`{LOCAL_TABLE}` ON CLUSTER {cluster}",
+    ]
+
+
+def current_options(alias: str = "clickhouse") -> TableOptions:
+    from django.conf import settings
+
+    return TableOptions(
+        database=connections[alias].settings_dict["NAME"],
+        retention_days=settings.CLICKHOUSE_RETENTION_DAYS,
+        cluster=settings.CLICKHOUSE_CLUSTER,
+    )

@@ -1,0 +1,114 @@
+"""One error envelope for the whole API:
+``{"success": false, "error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+logger = structlog.get_logger(__name__)
+
+
+class ServiceUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "A service BudMetrics depends on is unavailable; try again shortly."
+    default_code = "service_unavailable"
+
+
+class QueryTimeout(exceptions.APIException):
+    status_code = status.HTTP_504_GATEWAY_TIMEOUT
+    default_detail = (
+        "The query took longer than the time limit. Narrow it: a shorter time range, a "
+        "coarser time_bucket, fewer group_by dimensions or more filters."
+    )
+    default_code = "query_timeout"
+
+
+class QueryTooLarge(exceptions.APIException):
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_detail = (
+        "The query needed more memory or rows than allowed. Narrow it: a shorter time "
+        "range, a coarser time_bucket, fewer group_by dimensions or more filters."
+    )
+    default_code = "query_too_large"
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested error detail as {"field.sub": [messages]} for the details object."""
+    out: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors":
+                name = prefix or "non_field_errors"
+            out.update(_flatten(value, name))
+    elif isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            out.setdefault(prefix or "non_field_errors", []).extend(str(i) for i in detail)
+        else:
+            for index, item in enumerate(detail):
+                out.update(_flatten(item, f"{prefix}[{index}]"))
+    else:
+        out.setdefault(prefix or "non_field_errors", []).append(str(detail))
+    return out
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message, "details": details or {}}}
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: Django's 500 handler (JSON, below) takes over
+    if isinstance(exc, exceptions.ValidationError):
+        details = _flatten(exc.detail)
+        parts = [f"{field}: {' '.join(messages)}" for field, messages in details.items()]
+        message = "Invalid request. " + "; ".join(parts)
+        code = "invalid_request"
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        if isinstance(detail, dict | list):
+            details = _flatten(detail)
+            message = "; ".join(" ".join(v) for v in details.values())
+        else:
+            details = {}
+            message = str(detail)
+        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
+        extra = getattr(exc, "details", None)
+        if isinstance(extra, dict):
+            details = {**details, **extra}
+    response.data = error_body(code, message, details)
+    if response.status_code >= 500:
+        logger.warning("api_error", code=code, status=response.status_code, message=message)
+    return response
+
+
+def json_handler_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", f"No endpoint at {request.path}."), status=404)
+
+
+def json_handler_500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body("internal_error", "An unexpected error occurred; it has been logged."),
+        status=500,
+    )
+
+
+def json_handler_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("bad_request", "The request could not be read."), status=400)
+
+
+def json_handler_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)

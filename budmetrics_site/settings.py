@@ -1,0 +1,283 @@
+"""Settings, read once from the environment (django-environ).
+
+Every variable is listed in the README's configuration table. Unset variables give the
+embedded defaults: chDB in a local directory, SQLite, local-memory cache. A malformed
+value stops start-up with one line naming the variable (see ``_fail``).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+TIME_BUCKETS = ("1m", "5m", "15m", "30m", "1h", "6h", "12h", "1d", "1w")
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+
+def _fail(variable: str, problem: str) -> None:
+    """Stop start-up with one clear line; a traceback would bury the variable's name."""
+    sys.stderr.write(f"Configuration error: {variable} {problem}\n")
+    raise SystemExit(2)
+
+
+def _int(variable: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = env.str(variable, default=str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        _fail(variable, f"must be a whole number, got {raw!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and at most {maximum}" if maximum is not None else ""
+        _fail(variable, f"must be at least {minimum}{upper}, got {value}")
+    return value
+
+
+def _bool(variable: str, default: bool) -> bool:
+    raw = env.str(variable, default="true" if default else "false").strip().lower()
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off", ""}:
+        return False
+    _fail(variable, f"must be true or false, got {raw!r}")
+    return default  # unreachable; keeps type checkers calm
+
+
+def _choice(variable: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = env.str(variable, default=default).strip()
+    if value not in allowed:
+        _fail(variable, f"must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+# --- Core Django ---------------------------------------------------------------------------
+DEBUG_MODE = _bool("DEBUG_MODE", False)
+DEBUG = DEBUG_MODE
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG_MODE and env.str("DJANGO_ENV", default="development") == "production":
+        _fail("SECRET_KEY", "must be set when DJANGO_ENV=production")
+    SECRET_KEY = "insecure-development-key-change-me"  # noqa: S105 - development default only
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+JSON_LOGS = _bool("JSON_LOGS", env.str("DJANGO_ENV", default="development") == "production")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "clickhouse_backend",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "analytics",
+    "blocking",
+    "geo",
+]
+
+MIDDLEWARE = [
+    "budmetrics_site.logging.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "budmetrics_site.urls"
+WSGI_APPLICATION = "budmetrics_site.wsgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+LANGUAGE_CODE = "en-us"
+# UTC everywhere: chDB's session zone follows the process TZ that Django sets from this.
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Databases -----------------------------------------------------------------------------
+CLICKHOUSE_HOST = env.str("CLICKHOUSE_HOST", default="").strip()
+CLICKHOUSE_PORT = _int("CLICKHOUSE_PORT", 8123, minimum=1, maximum=65535)
+CLICKHOUSE_DATABASE = env.str("CLICKHOUSE_DATABASE", default="budmetrics").strip()
+if not CLICKHOUSE_DATABASE.replace("_", "").isalnum():
+    _fail("CLICKHOUSE_DATABASE", f"must be letters, digits and _, got {CLICKHOUSE_DATABASE!r}")
+CLICKHOUSE_USER = env.str("CLICKHOUSE_USER", default="default")
+CLICKHOUSE_PASSWORD = env.str("CLICKHOUSE_PASSWORD", default="")
+CLICKHOUSE_SECURE = _bool("CLICKHOUSE_SECURE", False)
+CLICKHOUSE_POOL_SIZE = _int("CLICKHOUSE_POOL_SIZE", 10, minimum=1)
+CLICKHOUSE_POOL_TIMEOUT = _int("CLICKHOUSE_POOL_TIMEOUT", 30, minimum=1)
+CLICKHOUSE_EMBEDDED_PATH = env.str(
+    "CLICKHOUSE_EMBEDDED_PATH", default=str(BASE_DIR / "var" / "chdb")
+).strip()
+# At most 20 years: TTL arithmetic is on DateTime, which ends in 2106.
+CLICKHOUSE_RETENTION_DAYS = _int("CLICKHOUSE_RETENTION_DAYS", 365, minimum=1, maximum=7300)
+CLICKHOUSE_CLUSTER = env.str("CLICKHOUSE_CLUSTER", default="").strip()
+if CLICKHOUSE_CLUSTER and not CLICKHOUSE_CLUSTER.replace("_", "").isalnum():
+    _fail("CLICKHOUSE_CLUSTER", f"must be letters, digits and _, got {CLICKHOUSE_CLUSTER!r}")
+CLICKHOUSE_EMBEDDED = not CLICKHOUSE_HOST
+
+QUERY_TIMEOUT = _int("QUERY_TIMEOUT", 30, minimum=1)
+MAX_QUERY_TIME_RANGE = _int("MAX_QUERY_TIME_RANGE", 90, minimum=1)
+DEFAULT_TIME_BUCKET = _choice("DEFAULT_TIME_BUCKET", "1h", TIME_BUCKETS)
+MAX_RESULT_SIZE = _int("MAX_RESULT_SIZE", 10000, minimum=1)
+LOG_QUERIES = _bool("LOG_QUERIES", False)
+
+_clickhouse_options: dict = {
+    # Applied to every query the connection runs; the analytics layer adds readonly and
+    # result caps per query.
+    # async_insert off: chDB turns it on by default, and a write must be visible to the
+    # next read (demo traffic, tests).
+    "settings": {"max_execution_time": QUERY_TIMEOUT, "async_insert": 0},
+    # Timezone-aware UTC datetimes out of DateTime64(3, 'UTC'), as Django's USE_TZ expects.
+    "tz_mode": "aware",
+}
+if CLICKHOUSE_EMBEDDED:
+    _clickhouse_options["dsn"] = f"chdb://{CLICKHOUSE_EMBEDDED_PATH}"
+else:
+    _clickhouse_options.update(
+        {
+            "secure": CLICKHOUSE_SECURE,
+            "connect_timeout": CLICKHOUSE_POOL_TIMEOUT,
+            # The HTTP read must outlive the server-side limit, so the server's timeout
+            # error (mapped to 504) arrives instead of a client socket error.
+            "send_receive_timeout": QUERY_TIMEOUT + 5,
+            "pool_size": CLICKHOUSE_POOL_SIZE,
+        }
+    )
+
+try:
+    _default_db = env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}")
+except Exception as exc:  # noqa: BLE001 - django-environ raises many types for a bad URL
+    _fail("DATABASE_URL", f"is not a database URL ({exc})")
+
+if _default_db.get("ENGINE", "").endswith("sqlite3"):
+    Path(_default_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+
+DATABASES = {
+    "default": _default_db,
+    "clickhouse": {
+        "ENGINE": "budmetrics_site.clickhouse",
+        "NAME": CLICKHOUSE_DATABASE,
+        "HOST": CLICKHOUSE_HOST,
+        "PORT": CLICKHOUSE_PORT if CLICKHOUSE_HOST else "",
+        "USER": CLICKHOUSE_USER if CLICKHOUSE_HOST else "",
+        "PASSWORD": CLICKHOUSE_PASSWORD,
+        "OPTIONS": _clickhouse_options,
+        "TEST": {"NAME": f"test_{CLICKHOUSE_DATABASE}"},
+    },
+}
+DATABASE_ROUTERS = ["budmetrics_site.routers.ClickHouseRouter"]
+
+# --- Cache ---------------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="").strip()
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    _fail("REDIS_URL", f"must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+CACHE_TTL = _int("CACHE_TTL", 300, minimum=1)
+CACHE_ENABLED = _bool("CACHE_ENABLED", True)
+
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "TIMEOUT": CACHE_TTL,
+            "KEY_PREFIX": "budmetrics",
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": 2,
+                "SOCKET_TIMEOUT": 2,
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "TIMEOUT": CACHE_TTL,
+        }
+    }
+
+# --- Celery --------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = None
+# Embedded chDB allows one process per data directory, so tasks run in the web process.
+CELERY_TASK_ALWAYS_EAGER = CLICKHOUSE_EMBEDDED or not REDIS_URL
+CELERY_TASK_TIME_LIMIT = QUERY_TIMEOUT * 4
+CELERY_TASK_SOFT_TIME_LIMIT = QUERY_TIMEOUT * 3
+
+# --- API -----------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "budmetrics_site.errors.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BudMetrics Gateway Analytics API",
+    "DESCRIPTION": (
+        "Analytics over the AI inference gateway's request log in ClickHouse: time series, "
+        "geography, blocked traffic, top routes and clients."
+    ),
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Logging -------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structlog": {
+            "()": "structlog.stdlib.ProcessorFormatter",
+            "processors": [],  # filled by budmetrics_site.logging.configure()
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structlog"}},
+    "root": {"handlers": ["console"], "level": "INFO"},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "clickhouse_connect": {"level": "WARNING"},
+    },
+}
+
+from budmetrics_site.logging import configure as _configure_logging  # noqa: E402
+
+_configure_logging(LOGGING, json_logs=JSON_LOGS, debug=DEBUG_MODE)

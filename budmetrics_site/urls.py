@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from budmetrics_site import health
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("gateway/", include("analytics.urls")),
+]
+
+handler400 = "budmetrics_site.errors.json_handler_400"
+handler403 = "budmetrics_site.errors.json_handler_403"
+handler404 = "budmetrics_site.errors.json_handler_404"
+handler500 = "budmetrics_site.errors.json_handler_500"

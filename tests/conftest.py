@@ -1,0 +1,90 @@
+"""Shared fixtures: real Postgres (DATABASE_URL), real Redis (REDIS_URL) and embedded
+chDB in a throw-away directory (budmetrics_site.settings_test)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from analytics.models import GatewayAnalytics
+
+ZERO_UUID = uuid.UUID(int=0)
+
+_DEFAULTS: dict[str, Any] = {
+    "model_name": "",
+    "model_provider": "",
+    "client_id": "",
+    "user_id": "",
+    "client_ip": "",
+    "country_code": "",
+    "region": "",
+    "city": "",
+    "latitude": 0.0,
+    "longitude": 0.0,
+    "user_agent": "",
+    "device_type": "",
+    "browser": "",
+    "browser_version": "",
+    "os": "",
+    "os_version": "",
+    "is_bot": False,
+    "method": "POST",
+    "path": "/v1/chat/completions",
+    "status_code": 200,
+    "response_time_ms": 100,
+    "gateway_processing_ms": 5,
+    "input_tokens": 0,
+    "output_tokens": 0,
+    "total_tokens": 0,
+    "cost": 0.0,
+    "request_size": 0,
+    "response_size": 0,
+    "is_blocked": False,
+    "block_reason": "",
+    "block_rule_id": ZERO_UUID,
+    "error_type": "",
+}
+
+COLUMNS = [f.column for f in GatewayAnalytics._meta.local_fields]
+
+
+def clickhouse_client() -> Any:
+    connection = connections["clickhouse"]
+    connection.ensure_connection()
+    return connection.connection.client
+
+
+def make_row(**values: Any) -> dict[str, Any]:
+    """A complete gateway row: defaults, fresh ids, then the given values."""
+    row = dict(_DEFAULTS)
+    row.update(
+        request_id=uuid.uuid4(),
+        timestamp=datetime(2025, 1, 15, 12, 0, tzinfo=UTC),
+        project_id=ZERO_UUID,
+        model_id=ZERO_UUID,
+        endpoint_id=ZERO_UUID,
+    )
+    row.update(values)
+    unknown = set(row) - set(COLUMNS)
+    if unknown:
+        raise KeyError(f"not gateway_analytics columns: {sorted(unknown)}")
+    return row
+
+
+def insert_rows(rows: list[dict[str, Any]]) -> None:
+    data = [[row[column] for column in COLUMNS] for row in rows]
+    clickhouse_client().insert("gateway_analytics", data, column_names=COLUMNS)
+
+
+@pytest.fixture
+def clickhouse(django_db_blocker: Any) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
+    """Gives ``insert(rows)``; the table is emptied after the test."""
+    with django_db_blocker.unblock():
+        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        yield insert_rows
+        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
