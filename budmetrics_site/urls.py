@@ -12,6 +12,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("gateway/", include("analytics.urls")),
+    path("gateway/", include("analytics.urls_traffic")),
+    path("gateway/", include("geo.urls")),
+    path("gateway/", include("blocking.urls")),
 ]
 
 handler400 = "budmetrics_site.errors.json_handler_400"
