@@ -59,3 +59,6 @@ class GatewayAnalytics(models.ClickhouseModel):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} {self.status_code} at {self.timestamp}"
+
+
+from analytics.access import ApiClient, ProjectAccess, QueryAudit  # noqa: E402,F401

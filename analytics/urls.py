@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401 - endpoints are added by the analytics issues
+from django.urls import path
 
-urlpatterns: list = []
+from analytics import views
+
+urlpatterns = [
+    path("analytics", views.AnalyticsView.as_view(), name="gateway-analytics"),
+    path("analytics/schema", views.AnalyticsSchemaView.as_view(), name="gateway-analytics-schema"),
+]

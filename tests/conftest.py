@@ -13,6 +13,8 @@ from django.db import connections
 
 from analytics.models import GatewayAnalytics
 
+pytest_plugins = ["tests.access_fixtures"]
+
 ZERO_UUID = uuid.UUID(int=0)
 
 _DEFAULTS: dict[str, Any] = {

@@ -1,0 +1,323 @@
+"""Validation for ``POST /gateway/analytics`` (the seed's request shape). Everything a
+client can get wrong is a 400 naming the field and listing what is allowed."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
+
+from django.conf import settings
+from rest_framework import serializers
+
+from analytics.fields import MAX_LIST_ITEMS, FlexibleDateTimeField, UUIDListField
+from analytics.query import (
+    FilterLeaf,
+    FilterNode,
+    auto_bucket,
+    bucket_count,
+    finest_fitting_bucket,
+)
+from analytics.registry import (
+    BUCKETS,
+    DEFAULT_METRICS,
+    DIMENSIONS,
+    MAX_FILTER_DEPTH,
+    METRICS,
+    OPERATORS,
+)
+
+_TIMEZONES = frozenset(available_timezones())
+_BOOLEAN_OPS = ("and", "or", "not")
+# Constructs RE2 (ClickHouse's regex engine) does not support.
+_NOT_RE2 = re.compile(r"\(\?[=!<]|\\[1-9]|\(\?P=|\(\?>")
+MAX_STRING_VALUE = 1000
+
+
+def _choices_message(kind: str, allowed: Any) -> str:
+    return f"'{{input}}' is not a valid {kind}; allowed: {', '.join(allowed)}."
+
+
+class MetricField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=list(METRICS), **kwargs)
+        self.error_messages["invalid_choice"] = _choices_message("metric", METRICS)
+
+
+class DimensionField(serializers.ChoiceField):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=list(DIMENSIONS), **kwargs)
+        self.error_messages["invalid_choice"] = _choices_message("dimension", DIMENSIONS)
+
+
+def _scalar(dimension: str, value: Any, path: str) -> Any:
+    """Check one filter value against its dimension's type; returns the bound value."""
+    spec = DIMENSIONS[dimension]
+    if spec.type == "uuid":
+        try:
+            return str(uuid.UUID(value)) if isinstance(value, str) else _bad(path, value, "a UUID")
+        except ValueError:
+            return _bad(path, value, "a UUID")
+    if spec.type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _bad(path, value, "a whole number")
+        if not -(2**63) <= value < 2**63:
+            return _bad(path, value, "a whole number within 64 bits")
+        return value
+    if spec.type == "boolean":
+        if not isinstance(value, bool):
+            return _bad(path, value, "true or false")
+        return value
+    if spec.type == "enum":
+        if value not in spec.values:
+            return _bad(path, value, f"one of {', '.join(spec.values)}")
+        return value
+    if not isinstance(value, str):
+        return _bad(path, value, "a string")
+    if len(value) > MAX_STRING_VALUE:
+        return _bad(path, value[:40] + "…", f"at most {MAX_STRING_VALUE} characters")
+    return value
+
+
+def _bad(path: str, value: Any, expected: str = "a valid value") -> Any:
+    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "…"
+    raise serializers.ValidationError({path: [f"{shown} is not {expected}."]})
+
+
+def _leaf(dimension: str, spec: Any, path: str) -> FilterLeaf:
+    if dimension not in DIMENSIONS:
+        raise serializers.ValidationError(
+            {
+                path: [
+                    f"'{dimension[:60]}' is not a filter key; allowed: "
+                    f"{', '.join(DIMENSIONS)} (and the operators and, or, not)."
+                ]
+            }
+        )
+    kind = DIMENSIONS[dimension].type
+    allowed = OPERATORS[kind]
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"op", "value"}
+        if unknown or "op" not in spec:
+            raise serializers.ValidationError(
+                {path: ['The operator form is {"op": ..., "value": ...}.']}
+            )
+        op = spec["op"]
+        if op not in allowed:
+            raise serializers.ValidationError(
+                {
+                    path: [
+                        f"Operator '{str(op)[:30]}' does not apply to {kind} dimension "
+                        f"'{dimension}'; allowed: {', '.join(allowed)}."
+                    ]
+                }
+            )
+        value = spec.get("value")
+    elif isinstance(spec, list):
+        op, value = "in", spec
+    else:
+        op, value = "eq", spec
+
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            raise serializers.ValidationError({path: ["Must be a non-empty list."]})
+        if len(value) > MAX_LIST_ITEMS:
+            raise serializers.ValidationError(
+                {path: [f"At most {MAX_LIST_ITEMS} values are allowed, got {len(value)}."]}
+            )
+        return FilterLeaf(dimension, op, tuple(_scalar(dimension, v, path) for v in value))
+    if op == "is_empty":
+        if not isinstance(value, bool):
+            raise serializers.ValidationError({path: ["is_empty takes true or false."]})
+        return FilterLeaf(dimension, op, value)
+    if op in ("contains", "starts_with", "regex"):
+        if not isinstance(value, str) or not value:
+            raise serializers.ValidationError({path: ["Must be a non-empty string."]})
+        if len(value) > MAX_STRING_VALUE:
+            raise serializers.ValidationError({path: [f"At most {MAX_STRING_VALUE} characters."]})
+        if op == "regex":
+            _check_regex(value, path)
+        return FilterLeaf(dimension, op, value)
+    return FilterLeaf(dimension, op, _scalar(dimension, value, path))
+
+
+def _check_regex(pattern: str, path: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise serializers.ValidationError(
+            {path: [f"Not a valid regular expression: {exc}."]}
+        ) from exc
+    if _NOT_RE2.search(pattern):
+        raise serializers.ValidationError(
+            {
+                path: [
+                    "Lookarounds, backreferences and atomic groups are not supported "
+                    "(ClickHouse uses RE2)."
+                ]
+            }
+        )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def parse_filters(data: Any, path: str = "", depth: int = 0) -> FilterNode | None:
+    """``{"dim": value | [values] | {"op", "value"}, "and": [...], "or": [...], "not": {...}}``
+    → a FilterNode of AND-ed parts."""
+    if data is None:
+        return None
+    if depth > MAX_FILTER_DEPTH:
+        raise serializers.ValidationError(
+            {path or "non_field_errors": [f"Filters nest at most {MAX_FILTER_DEPTH} levels deep."]}
+        )
+    if not isinstance(data, dict):
+        raise serializers.ValidationError({path or "non_field_errors": ["Must be an object."]})
+    children: list[FilterLeaf | FilterNode] = []
+    for key, spec in data.items():
+        child_path = _join(path, str(key)[:60])
+        if key in ("and", "or"):
+            if not isinstance(spec, list) or not spec:
+                raise serializers.ValidationError({child_path: ["Must be a non-empty list."]})
+            if len(spec) > 100:
+                raise serializers.ValidationError({child_path: ["At most 100 items."]})
+            parts = []
+            for i, item in enumerate(spec):
+                node = parse_filters(item, f"{child_path}[{i}]", depth + 1)
+                if node is not None:
+                    parts.append(node)
+            children.append(FilterNode(key, tuple(parts)))
+        elif key == "not":
+            node = parse_filters(spec, child_path, depth + 1)
+            if node is None:
+                raise serializers.ValidationError({child_path: ["Must be an object."]})
+            children.append(FilterNode("not", (node,)))
+        else:
+            children.append(_leaf(str(key), spec, child_path))
+    return FilterNode("and", tuple(children))
+
+
+class AnalyticsRequestSerializer(serializers.Serializer):
+    project_ids = UUIDListField(help_text="Projects to include (default: all you may read).")
+    model_ids = UUIDListField(help_text="Only these models.")
+    endpoint_ids = UUIDListField(help_text="Only these endpoints.")
+    start_time = FlexibleDateTimeField(help_text="Inclusive start, ISO 8601.")
+    end_time = FlexibleDateTimeField(help_text="Exclusive end, ISO 8601.")
+    time_bucket = serializers.ChoiceField(
+        choices=[*BUCKETS, "auto"],
+        required=False,
+        help_text="Bucket width, or auto.",
+        error_messages={"invalid_choice": _choices_message("time_bucket", [*BUCKETS, "auto"])},
+    )
+    metrics = serializers.ListField(
+        child=MetricField(), required=False, allow_empty=False, max_length=len(METRICS)
+    )
+    group_by = serializers.ListField(
+        child=DimensionField(), required=False, max_length=5, default=list
+    )
+    filters = serializers.JSONField(required=False, allow_null=True, default=None)
+    timezone = serializers.CharField(required=False, default="UTC", max_length=64)
+    fill_gaps = serializers.BooleanField(required=False, default=True)
+    top_n = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=1000, default=None
+    )
+    order_by = MetricField(required=False, allow_null=True, default=None)
+    include_other = serializers.BooleanField(required=False, default=False)
+    compare_previous = serializers.BooleanField(required=False, default=False)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["The request body must be a JSON object."]}
+            )
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(
+                {
+                    name[:60]: [f"Unknown field; allowed: {', '.join(self.fields)}."]
+                    for name in unknown[:10]
+                }
+            )
+        return super().to_internal_value(data)
+
+    def validate_timezone(self, value: str) -> str:
+        if value not in _TIMEZONES:
+            raise serializers.ValidationError(
+                f"'{value[:64]}' is not an IANA time zone name (for example UTC, "
+                "Europe/Berlin, America/New_York)."
+            )
+        ZoneInfo(value)
+        return value
+
+    def validate_group_by(self, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise serializers.ValidationError("Each dimension may appear once.")
+        return value
+
+    def validate_metrics(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    def validate_filters(self, value: Any) -> FilterNode | None:
+        return parse_filters(value)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs["start_time"], attrs["end_time"]
+        if end <= start:
+            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
+        max_days = settings.MAX_QUERY_TIME_RANGE
+        if end - start > timedelta(days=max_days):
+            raise serializers.ValidationError(
+                {
+                    "end_time": [
+                        f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."
+                    ]
+                }
+            )
+        attrs.setdefault("metrics", list(DEFAULT_METRICS))
+        warnings: list[str] = []
+        bucket = attrs.get("time_bucket") or settings.DEFAULT_TIME_BUCKET
+        if bucket == "auto":
+            bucket = auto_bucket(start, end)
+            warnings.append(f"time_bucket auto resolved to {bucket}.")
+        points = bucket_count(start, end, bucket)
+        if points > settings.MAX_RESULT_SIZE:
+            fits = finest_fitting_bucket(start, end, 1)
+            raise serializers.ValidationError(
+                {
+                    "time_bucket": [
+                        f"'{bucket}' gives {points} buckets, more than "
+                        f"MAX_RESULT_SIZE ({settings.MAX_RESULT_SIZE}); "
+                        f"'{fits}' would fit."
+                    ]
+                }
+            )
+        attrs["time_bucket"] = bucket
+        if attrs.get("top_n") and not attrs.get("group_by"):
+            raise serializers.ValidationError({"top_n": ["top_n needs at least one group_by."]})
+        if attrs.get("include_other") and not attrs.get("top_n"):
+            raise serializers.ValidationError({"include_other": ["include_other needs top_n."]})
+        if attrs.get("order_by") and not attrs.get("top_n"):
+            raise serializers.ValidationError({"order_by": ["order_by applies with top_n."]})
+        attrs["warnings"] = warnings
+        return attrs
+
+
+def pop_project_filter(data: Any) -> Any:
+    """BudApp may send the project scope as ``filters.project_id`` instead of
+    ``project_ids``; move a top-level equality/list form there (the scope check then
+    applies to it). Anything else stays a normal filter, AND-ed with the scope."""
+    if not isinstance(data, dict):
+        return data
+    filters = data.get("filters")
+    if not isinstance(filters, dict) or "project_id" not in filters or data.get("project_ids"):
+        return data
+    value = filters["project_id"]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list):
+        return data
+    rest = {k: v for k, v in filters.items() if k != "project_id"}
+    return {**data, "project_ids": value, "filters": rest or None}
