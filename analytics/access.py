@@ -31,6 +31,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.request import Request
@@ -342,8 +343,7 @@ def normalise_params(value: Any) -> Any:
     strings, sets and lists of scalars sorted) so equal queries audit identically."""
     if isinstance(value, Mapping):
         return {
-            _text(k): normalise_params(v)
-            for k, v in sorted(value.items(), key=lambda i: str(i[0]))
+            _text(k): normalise_params(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))
         }
     if isinstance(value, list | tuple | set | frozenset):
         items = [normalise_params(v) for v in value]
@@ -520,3 +520,26 @@ def present_ip(value: str | None) -> str | None:
     if not value:
         return None
     return mask_ip(value) if settings.ANONYMIZE_IPS else value
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Documents the two ways to send a key (either one: OR)."""
+
+    target_class = ApiKeyAuthentication
+    name = ["ApiKeyBearer", "ApiKeyHeader"]
+
+    def get_security_definition(self, auto_schema: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "Authorization: Bearer <API key> (keys are issued in the admin).",
+            },
+            {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+        ]
+
+    def get_security_requirement(self, auto_schema: Any) -> list[dict[str, list[Any]]]:
+        return [{"ApiKeyBearer": []}, {"ApiKeyHeader": []}]

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 MAX_LIST_ITEMS = 1000
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class FlexibleDateTimeField(serializers.Field):
     """ISO 8601 with ``Z``, with an offset, or naive (meaning UTC, as Python's
     ``isoformat()`` gives); always returns an aware UTC datetime."""
@@ -46,6 +49,14 @@ class FlexibleDateTimeField(serializers.Field):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "string", "format": "uuid"}},
+            {"type": "string", "description": "Comma-separated UUIDs."},
+        ]
+    }
+)
 class UUIDListField(serializers.Field):
     """A list of UUIDs, as a JSON list or as one comma-separated string (GET queries)."""
 

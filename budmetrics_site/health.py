@@ -6,7 +6,6 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 
@@ -32,8 +31,9 @@ def _check_clickhouse() -> str:
 def _check_redis() -> str:
     if not settings.REDIS_URL:
         return "not configured (local-memory cache)"
-    client = cache._cache.get_client(write=True)  # django-redis's raw client; a real PING
-    client.ping()
+    from django_redis import get_redis_connection
+
+    get_redis_connection("default").ping()
     return "redis"
 
 

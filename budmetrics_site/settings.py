@@ -176,6 +176,8 @@ try:
 except Exception as exc:  # noqa: BLE001 - django-environ raises many types for a bad URL
     _fail("DATABASE_URL", f"is not a database URL ({exc})")
 
+if not str(_default_db.get("ENGINE", "")).startswith("django.db.backends."):
+    _fail("DATABASE_URL", "must be a postgres://, sqlite:/// or mysql:// URL")
 if _default_db.get("ENGINE", "").endswith("sqlite3"):
     Path(_default_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 
@@ -232,6 +234,29 @@ CELERY_TASK_TIME_LIMIT = QUERY_TIMEOUT * 4
 CELERY_TASK_SOFT_TIME_LIMIT = QUERY_TIMEOUT * 3
 
 # --- API -----------------------------------------------------------------------------------
+_RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")
+
+
+def _rate(variable: str, default: str) -> str | None:
+    """A DRF throttle rate such as ``600/min``; ``off`` disables that throttle."""
+    value = env.str(variable, default=default).strip().lower()
+    if value in {"off", "none", ""}:
+        return None
+    count, _, period = value.partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in _RATE_PERIODS:
+        _fail(variable, f"must look like 600/min (per s, min, hour or day) or off, got {value!r}")
+    return value
+
+
+API_THROTTLE_RATE = _rate("API_THROTTLE_RATE", "1200/min")
+API_ANON_THROTTLE_RATE = _rate("API_ANON_THROTTLE_RATE", "60/min")
+ANONYMIZE_IPS = _bool("ANONYMIZE_IPS", False)
+AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 90, minimum=1)
+BLOCKING_RULES_KEY_PREFIX = env.str(
+    "BLOCKING_RULES_KEY_PREFIX", default="budmetrics:blocking_rules"
+).strip()
+BLOCKING_RULE_MATCH_WINDOW_HOURS = _int("BLOCKING_RULE_MATCH_WINDOW_HOURS", 24, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "budmetrics_site.errors.api_exception_handler",
@@ -239,11 +264,15 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
+    # API keys first: its WWW-Authenticate header makes unauthenticated requests 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "analytics.access.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["analytics.access.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"client": API_THROTTLE_RATE, "anon": API_ANON_THROTTLE_RATE},
 }
 
 SPECTACULAR_SETTINGS = {
@@ -258,6 +287,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Enum names for the registry-fed choice sets (analytics.registry), so every endpoint's
+    # metric and dimension lists share one named component.
+    "ENUM_NAME_OVERRIDES": {
+        "AnalyticsMetricEnum": "analytics.registry.METRIC_CHOICES",
+        "AnalyticsDimensionEnum": "analytics.registry.DIMENSION_CHOICES",
+    },
 }
 
 # --- Logging -------------------------------------------------------------------------------
