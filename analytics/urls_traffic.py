@@ -1,3 +1,12 @@
-from django.urls import path  # noqa: F401 - top routes / client analytics endpoints
+from django.urls import path
 
-urlpatterns: list = []
+from analytics import traffic_views
+
+urlpatterns = [
+    path("top-routes", traffic_views.TopRoutesView.as_view(), name="gateway-top-routes"),
+    path(
+        "client-analytics",
+        traffic_views.ClientAnalyticsView.as_view(),
+        name="gateway-client-analytics",
+    ),
+]

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401 - geo endpoints are added by the geo issue
+from django.urls import path
 
-urlpatterns: list = []
+from geo import views
+
+urlpatterns = [
+    path("geographical-stats", views.GeoStatsView.as_view(), name="gateway-geographical-stats"),
+]

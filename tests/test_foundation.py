@@ -4,6 +4,7 @@ ids, OpenAPI, and ClickHouse outages answered as JSON."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -143,7 +144,7 @@ def test_bulk_create_and_iterator_through_the_orm(clickhouse):
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(  # noqa: S603 - fixed argv, test-only
+    return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
         cwd=REPO,
         env={
@@ -179,8 +180,8 @@ def test_bad_setting_stops_start_up_with_one_line_naming_it(variable, value):
     assert lines[0].startswith(f"Configuration error: {variable} ")
 
 
-def test_defaults_are_the_embedded_ones():
-    result = subprocess.run(  # noqa: S603 - fixed argv, test-only
+def test_defaults_are_the_embedded_ones(tmp_path):
+    result = subprocess.run(
         [
             sys.executable,
             "-c",
@@ -198,7 +199,7 @@ def test_defaults_are_the_embedded_ones():
         env={
             **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME")},
             "DJANGO_SETTINGS_MODULE": "budmetrics_site.settings",
-            "CLICKHOUSE_EMBEDDED_PATH": "/tmp/budmetrics-defaults-probe",
+            "CLICKHOUSE_EMBEDDED_PATH": str(tmp_path / "chdb"),
         },
     )
     assert result.stdout.split() == [
@@ -216,8 +217,6 @@ def test_defaults_are_the_embedded_ones():
 def test_every_setting_is_in_the_readme_table():
     readme = (REPO / "README.md").read_text()
     source = (REPO / "budmetrics_site" / "settings.py").read_text()
-    import re
-
     names = set(
         re.findall(r'(?:_int|_bool|_choice|env\.str|env\.list|env\.db)\(\s*"([A-Z_]+)"', source)
     )
