@@ -24,7 +24,7 @@ run: install
 	$(BIN)/python manage.py generate_traffic --rows $(DEMO_ROWS) --days 7 --projects 3 --seed 42 --if-empty
 	@echo "BudMetrics on http://$(HOST):$(PORT)/  docs: /api/docs/  redoc: /api/redoc/  admin: /admin/  ready: /readyz"
 	@echo "Create an admin login with: $(BIN)/python manage.py createsuperuser"
-	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+	INPROCESS_JOBS=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 services:
 	bash .ci/services

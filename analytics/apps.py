@@ -1,6 +1,16 @@
+import os
+
 from django.apps import AppConfig
 
 
 class AnalyticsConfig(AppConfig):
     name = "analytics"
     verbose_name = "Gateway analytics"
+
+    def ready(self) -> None:
+        from django.conf import settings
+
+        if settings.INPROCESS_JOBS and os.environ.get("RUN_MAIN") != "false":
+            from budmetrics_site.jobs import start_inprocess_scheduler
+
+            start_inprocess_scheduler()

@@ -62,3 +62,4 @@ class GatewayAnalytics(models.ClickhouseModel):
 
 
 from analytics.access import ApiClient, ProjectAccess, QueryAudit  # noqa: E402,F401
+from analytics.saved_queries import SavedQuery  # noqa: E402,F401

@@ -1,8 +1,13 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from analytics import views
+from analytics import saved_query_views, views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("saved-queries", saved_query_views.SavedQueryViewSet, basename="saved-query")
 
 urlpatterns = [
     path("analytics", views.AnalyticsView.as_view(), name="gateway-analytics"),
     path("analytics/schema", views.AnalyticsSchemaView.as_view(), name="gateway-analytics-schema"),
+    *router.urls,
 ]

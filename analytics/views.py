@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin, resolve_project_scope
+from analytics.cache import cached_for_request
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.registry import (
     AUTO_BUCKET_POINT_BUDGET,
@@ -100,19 +101,26 @@ class AnalyticsView(AuditedQueryMixin, APIView):
             compare_previous=data["compare_previous"],
             warnings=tuple(data["warnings"]),
         )
-        result = run_analytics(query)
-        self.audit_rows = len(result.time_series)
-        return Response(
-            {
-                "success": True,
-                "data": {
-                    "time_series": result.time_series,
-                    "summary": result.summary,
-                    "query": _echo(query),
-                    "meta": result.meta,
-                },
-            }
+        answer, cache_info = cached_for_request(
+            request,
+            "analytics",
+            {**_echo(query), "filters": repr(query.filters)},
+            scope,
+            query.end,
+            lambda: _answer(query),
         )
+        self.audit_rows = len(answer["time_series"])
+        return cache_info.apply(Response({"success": True, "data": answer}))
+
+
+def _answer(query: AnalyticsQuery) -> dict[str, Any]:
+    result = run_analytics(query)
+    return {
+        "time_series": result.time_series,
+        "summary": result.summary,
+        "query": _echo(query),
+        "meta": result.meta,
+    }
 
 
 def _echo(query: AnalyticsQuery) -> dict[str, Any]:

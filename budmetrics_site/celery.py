@@ -1,5 +1,9 @@
-"""Celery app on the Redis broker. In the embedded default tasks run eagerly in-process
-(chDB allows one process per data directory); see the README."""
+"""Celery app on the Redis broker, and the beat schedule.
+
+With a ClickHouse server: run a worker and beat as separate processes (README). With
+embedded chDB (one process per data directory) tasks run eagerly in the web process and
+``budmetrics_site.jobs`` runs this same schedule on a thread there.
+"""
 
 import os
 
@@ -10,3 +14,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "budmetrics_site.settings")
 app = Celery("budmetrics")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+BEAT_SCHEDULE = {
+    "refresh-due-saved-queries": {"task": "analytics.refresh_due_saved_queries", "schedule": 30.0},
+    "expire-blocking-rules": {"task": "blocking.expire_blocking_rules", "schedule": 60.0},
+    "cleanup-audit": {"task": "analytics.cleanup_audit", "schedule": 3600.0},
+}
+app.conf.beat_schedule = BEAT_SCHEDULE

@@ -202,6 +202,8 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     _fail("REDIS_URL", f"must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
 CACHE_TTL = _int("CACHE_TTL", 300, minimum=1)
 CACHE_ENABLED = _bool("CACHE_ENABLED", True)
+# Answers whose range reaches "now" are cached this long, so new traffic shows up quickly.
+CACHE_RECENT_TTL = _int("CACHE_RECENT_TTL", 30, minimum=1)
 
 if REDIS_URL:
     CACHES = {
@@ -232,6 +234,9 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = CLICKHOUSE_EMBEDDED or not REDIS_URL
 CELERY_TASK_TIME_LIMIT = QUERY_TIMEOUT * 4
 CELERY_TASK_SOFT_TIME_LIMIT = QUERY_TIMEOUT * 3
+# Run the beat schedule on a thread in the web process (the embedded default's way; see
+# budmetrics_site/jobs.py). `make run` turns it on.
+INPROCESS_JOBS = _bool("INPROCESS_JOBS", False)
 
 # --- API -----------------------------------------------------------------------------------
 _RATE_PERIODS = ("s", "sec", "second", "m", "min", "minute", "h", "hour", "d", "day")

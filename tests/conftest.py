@@ -90,3 +90,16 @@ def clickhouse(django_db_blocker: Any) -> Iterator[Callable[[list[dict[str, Any]
         clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
         yield insert_rows
         clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache() -> None:
+    """Each test starts with no cached answers (only this run's keys: the prefix carries the
+    process id, and delete_pattern honours it; FLUSHDB would hit parallel runs)."""
+    from django.core.cache import cache
+
+    delete_pattern = getattr(cache, "delete_pattern", None)
+    if delete_pattern is not None:
+        delete_pattern("*")
+    else:
+        cache.clear()

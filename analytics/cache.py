@@ -1,0 +1,180 @@
+"""Response cache for the data endpoints (django-redis, or local memory in embedded mode).
+
+Key: endpoint + the normalised request (sorted lists, resolved bucket and timezone,
+absolute times) + the caller's effective project scope, hashed. Two callers with different
+scopes can never share an entry. Ranges that reach "now" live ``CACHE_RECENT_TTL`` seconds
+so fresh traffic shows up; older ranges live ``CACHE_TTL``. A cache outage degrades to
+uncached answers with a warning, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+from prometheus_client import Counter
+
+from analytics.scope import ProjectScope
+
+logger = structlog.get_logger(__name__)
+
+CACHE_HITS = Counter("gateway_analytics_cache_hits_total", "Number of cache hits")
+CACHE_MISSES = Counter("gateway_analytics_cache_misses_total", "Number of cache misses")
+CACHE_ERRORS = Counter("gateway_analytics_cache_errors_total", "Cache backend failures")
+
+KEY_VERSION = "v1"
+# A range whose end is within this of now counts as "reaching now".
+RECENT_WINDOW = timedelta(minutes=5)
+
+# The clock, in one place so tests can travel in time instead of sleeping.
+clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    status: str  # "HIT" | "MISS" | "BYPASS"
+    age_seconds: int = 0
+
+    def apply(self, response: Any) -> Any:
+        response["X-Cache"] = self.status
+        if self.status == "HIT":
+            response["Age"] = str(self.age_seconds)
+        return response
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [_canonical(v) for v in value]
+        if isinstance(value, set | frozenset):
+            items.sort(key=lambda v: json.dumps(v, sort_keys=True, default=str))
+        return items
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def cache_key(endpoint: str, params: dict[str, Any], scope: ProjectScope) -> str:
+    """Stable across equal requests; different for any difference in scope."""
+    material = {
+        "endpoint": endpoint,
+        "generation": _generation(endpoint),
+        "params": _canonical(params),
+        "scope": "all" if scope.is_all else sorted(scope.as_list() or []),
+    }
+    digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+    return f"response:{KEY_VERSION}:{endpoint}:{digest}"
+
+
+def ttl_for(end_time: datetime | None, now: float | None = None) -> int:
+    """Seconds an answer may be served from cache."""
+    current = datetime.fromtimestamp(now if now is not None else clock(), tz=UTC)
+    if end_time is None or end_time >= current - RECENT_WINDOW:
+        return min(settings.CACHE_RECENT_TTL, settings.CACHE_TTL)
+    return settings.CACHE_TTL
+
+
+def cached_answer(
+    endpoint: str,
+    params: dict[str, Any],
+    scope: ProjectScope,
+    end_time: datetime | None,
+    compute: Callable[[], dict[str, Any]],
+    *,
+    refresh: bool = False,
+    ttl: int | None = None,
+) -> tuple[dict[str, Any], CacheInfo]:
+    """The answer for this request: from cache when fresh, else computed and stored.
+    ``refresh`` skips the read (background refresh writes a fresh entry)."""
+    if not settings.CACHE_ENABLED:
+        return compute(), CacheInfo("BYPASS")
+    key = cache_key(endpoint, params, scope)
+    now = clock()
+    if not refresh:
+        entry = _get(key)
+        if entry is not None and entry.get("expires_at", 0) > now:
+            CACHE_HITS.inc()
+            return entry["data"], CacheInfo("HIT", int(now - entry["stored_at"]))
+    CACHE_MISSES.inc()
+    data = compute()
+    lifetime = ttl if ttl is not None else ttl_for(end_time, now)
+    _set(key, {"data": data, "stored_at": now, "expires_at": now + lifetime}, lifetime)
+    return data, CacheInfo("MISS")
+
+
+def _generation_key(endpoint: str) -> str:
+    return f"response-generation:{endpoint}"
+
+
+def _generation(endpoint: str) -> int:
+    try:
+        return int(cache.get(_generation_key(endpoint)) or 0)
+    except Exception as exc:  # noqa: BLE001 - outage: keys still work, just unversioned
+        CACHE_ERRORS.inc()
+        logger.warning("cache_unavailable", operation="generation", error=str(exc)[:200])
+        return 0
+
+
+def invalidate_endpoint(endpoint: str) -> None:
+    """Make every cached answer of one endpoint unreachable (e.g. blocking stats after a
+    rule change) by bumping its generation, which is part of each key; works on any cache
+    backend, and old entries simply expire."""
+    key = _generation_key(endpoint)
+    try:
+        if cache.add(key, 1, timeout=None):
+            return
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, timeout=None)
+    except Exception as exc:  # noqa: BLE001 - a cache outage must not fail the write
+        CACHE_ERRORS.inc()
+        logger.warning("cache_invalidate_failed", endpoint=endpoint, error=str(exc)[:200])
+
+
+def _get(key: str) -> dict[str, Any] | None:
+    try:
+        return cache.get(key)
+    except Exception as exc:  # noqa: BLE001 - any backend failure degrades to a miss
+        CACHE_ERRORS.inc()
+        logger.warning("cache_unavailable", operation="get", error=str(exc)[:200])
+        return None
+
+
+def _set(key: str, value: dict[str, Any], ttl: int) -> None:
+    try:
+        cache.set(key, value, timeout=ttl)
+    except Exception as exc:  # noqa: BLE001 - the answer is still served, uncached
+        CACHE_ERRORS.inc()
+        logger.warning("cache_unavailable", operation="set", error=str(exc)[:200])
+
+
+def cached_for_request(
+    request: Any,
+    endpoint: str,
+    params: dict[str, Any],
+    scope: ProjectScope,
+    end_time: datetime | None,
+    compute: Callable[[], dict[str, Any]],
+) -> tuple[dict[str, Any], CacheInfo]:
+    """``cached_answer`` with the per-request switches a saved-query run or refresh sets
+    (``cache_refresh``: recompute; ``cache_ttl``: keep until the next refresh)."""
+    return cached_answer(
+        endpoint,
+        params,
+        scope,
+        end_time,
+        compute,
+        refresh=bool(getattr(request, "cache_refresh", False)),
+        ttl=getattr(request, "cache_ttl", None),
+    )

@@ -1,0 +1,283 @@
+"""Saved queries: a named request to one data endpoint, with a relative or absolute time
+window, that dashboards run by id and Celery keeps warm in the cache.
+
+A saved query is run by dispatching the endpoint's own view in-process under the runner's
+identity, so validation, project scope, audit and caching are exactly the endpoint's.
+Relative windows end on a boundary of ``max(60 s, refresh_interval)``, so every run inside
+one interval asks the same question and shares one cache entry with the refresh.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import models
+from django.http import QueryDict
+from django.urls import resolve, reverse
+from django.utils import timezone
+from django.utils.module_loading import import_string
+
+from analytics import cache as response_cache
+from analytics.access import ApiClient, ApiClientPrincipal
+
+
+@dataclass(frozen=True)
+class SavedEndpoint:
+    url_name: str
+    method: str
+    serializer: str  # dotted path of the endpoint's request serializer
+
+
+ENDPOINTS: dict[str, SavedEndpoint] = {
+    "analytics": SavedEndpoint(
+        "gateway-analytics", "POST", "analytics.serializers.AnalyticsRequestSerializer"
+    ),
+    "geographical-stats": SavedEndpoint(
+        "gateway-geographical-stats", "GET", "geo.serializers.GeoStatsQuerySerializer"
+    ),
+    "top-routes": SavedEndpoint(
+        "gateway-top-routes", "GET", "analytics.traffic_serializers.TopRoutesQuerySerializer"
+    ),
+    "client-analytics": SavedEndpoint(
+        "gateway-client-analytics",
+        "GET",
+        "analytics.traffic_serializers.ClientAnalyticsQuerySerializer",
+    ),
+    "blocking-stats": SavedEndpoint(
+        "blocking-stats", "GET", "blocking.serializers.BlockingStatsQuerySerializer"
+    ),
+}
+
+WINDOWS: dict[str, timedelta | None] = {
+    "last_1h": timedelta(hours=1),
+    "last_24h": timedelta(hours=24),
+    "last_7d": timedelta(days=7),
+    "last_30d": timedelta(days=30),
+    "absolute": None,
+}
+MIN_REFRESH_SECONDS = 60
+
+
+class SavedQuery(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="saved_queries",
+    )
+    owner_client = models.ForeignKey(
+        ApiClient, null=True, blank=True, on_delete=models.CASCADE, related_name="saved_queries"
+    )
+    endpoint = models.CharField(max_length=40, choices=[(e, e) for e in ENDPOINTS])
+    params = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The endpoint's request parameters, without start_time/end_time for a "
+        "relative window.",
+    )
+    time_window = models.CharField(
+        max_length=10, choices=[(w, w) for w in WINDOWS], default="last_24h"
+    )
+    refresh_interval = models.PositiveIntegerField(
+        default=0, help_text="Seconds between background refreshes; 0 = never (min 60)."
+    )
+    is_shared = models.BooleanField(default=False, help_text="Anyone authenticated may run it.")
+    last_refreshed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_duration_ms = models.FloatField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        app_label = "analytics"
+        verbose_name = "saved query"
+        verbose_name_plural = "saved queries"
+        ordering = ("name",)
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="saved_query_unique_user_name"),
+            models.UniqueConstraint(
+                fields=["owner_client", "name"], name="saved_query_unique_client_name"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(owner__isnull=False, owner_client__isnull=True)
+                | models.Q(owner__isnull=True, owner_client__isnull=False),
+                name="saved_query_one_owner",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.endpoint})"
+
+    def clean(self) -> None:
+        """An invalid saved query cannot be stored: its params must pass the endpoint's own
+        serializer for the window it will run with."""
+        errors: dict[str, list[str]] = {}
+        if self.endpoint not in ENDPOINTS:
+            errors["endpoint"] = [f"Must be one of {', '.join(ENDPOINTS)}."]
+        if self.refresh_interval and self.refresh_interval < MIN_REFRESH_SECONDS:
+            errors["refresh_interval"] = [f"0 or at least {MIN_REFRESH_SECONDS} seconds."]
+        if not isinstance(self.params, dict):
+            errors["params"] = ["Must be a JSON object."]
+        elif self.endpoint in ENDPOINTS:
+            has_times = {"start_time", "end_time"} & set(self.params)
+            if self.time_window == "absolute" and len(has_times) != 2:
+                errors["params"] = ["An absolute window needs start_time and end_time."]
+            elif self.time_window != "absolute" and has_times:
+                errors["params"] = [
+                    f"A {self.time_window} window sets the times itself; "
+                    "remove start_time/end_time."
+                ]
+            else:
+                problems = validate_params(self.endpoint, self.resolved_params())
+                if problems:
+                    errors["params"] = [
+                        f"{field}: {' '.join(msgs)}" for field, msgs in problems.items()
+                    ]
+        if errors:
+            raise ValidationError(errors)
+
+    def window_granularity(self) -> int:
+        return max(MIN_REFRESH_SECONDS, self.refresh_interval or 0)
+
+    def resolved_params(self, now: float | None = None) -> dict[str, Any]:
+        """Params with the window's absolute times filled in."""
+        span = WINDOWS.get(self.time_window)
+        params = dict(self.params or {})
+        if span is None:
+            return params
+        current = now if now is not None else response_cache.clock()
+        step = self.window_granularity()
+        end = datetime.fromtimestamp(math.floor(current / step) * step, tz=UTC)
+        params["start_time"] = (end - span).isoformat()
+        params["end_time"] = end.isoformat()
+        return params
+
+    def cache_ttl(self) -> int:
+        """Long enough to reach the next refresh when one is scheduled."""
+        if self.refresh_interval:
+            return self.window_granularity() + MIN_REFRESH_SECONDS
+        return settings.CACHE_TTL
+
+    def can_run(self, user: Any) -> bool:
+        if self.is_shared:
+            return True
+        if isinstance(user, ApiClientPrincipal):
+            return self.owner_client_id == user.api_client.pk
+        return self.owner_id is not None and self.owner_id == getattr(user, "pk", None)
+
+    def owner_principal(self) -> Any:
+        return ApiClientPrincipal(self.owner_client) if self.owner_client_id else self.owner
+
+
+def validate_params(endpoint: str, params: dict[str, Any]) -> dict[str, list[str]]:
+    """The endpoint serializer's errors for these params ({} when valid)."""
+    from budmetrics_site.errors import _flatten
+
+    spec = ENDPOINTS[endpoint]
+    serializer_class = import_string(spec.serializer)
+    data: Any = params
+    if spec.method == "GET":
+        from analytics.traffic_serializers import query_params_data
+
+        data = query_params_data(_query_dict(params))
+    elif endpoint == "analytics":
+        from analytics.serializers import pop_project_filter
+
+        data = pop_project_filter(params)
+    serializer = serializer_class(data=data)
+    if serializer.is_valid():
+        return {}
+    return _flatten(serializer.errors)
+
+
+def _query_dict(params: dict[str, Any]) -> QueryDict:
+    query = QueryDict(mutable=True)
+    for key, value in params.items():
+        if isinstance(value, list):
+            query[key] = ",".join(str(v) for v in value)
+        elif isinstance(value, bool):
+            query[key] = "true" if value else "false"
+        elif value is not None:
+            query[key] = str(value)
+    return query
+
+
+@dataclass
+class RunOutcome:
+    status_code: int
+    body: dict[str, Any]
+    cache_status: str
+    duration_ms: float
+
+
+def saved_query_run(
+    saved: SavedQuery, user: Any, *, refresh: bool = False, now: float | None = None
+) -> RunOutcome:
+    """Answer a saved query as ``user`` would get it from the endpoint itself."""
+    spec = ENDPOINTS[saved.endpoint]
+    params = saved.resolved_params(now)
+    path = reverse(spec.url_name)
+    body = json.dumps(params).encode() if spec.method == "POST" else b""
+    query = _query_dict(params).urlencode() if spec.method == "GET" else ""
+    request = WSGIRequest(
+        {
+            "REQUEST_METHOD": spec.method,
+            "PATH_INFO": path,
+            "SCRIPT_NAME": "",
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(body)),
+            "SERVER_NAME": "budmetrics.internal",
+            "SERVER_PORT": "80",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_ACCEPT": "application/json",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+        }
+    )
+    request._dont_enforce_csrf_checks = True
+    request._force_auth_user = user  # DRF's forced authentication: the runner's identity
+    request.cache_refresh = refresh
+    request.cache_ttl = saved.cache_ttl()
+    started = time.perf_counter()
+    response = resolve(path).func(request)
+    duration_ms = (time.perf_counter() - started) * 1000
+    if hasattr(response, "render"):
+        response.render()
+    body = json.loads(response.content or b"{}")
+    return RunOutcome(response.status_code, body, response.get("X-Cache", ""), duration_ms)
+
+
+def saved_query_refresh(saved: SavedQuery, *, now: float | None = None) -> RunOutcome:
+    """Recompute and re-cache as the owner; record when and how long."""
+    outcome = saved_query_run(saved, saved.owner_principal(), refresh=True, now=now)
+    if outcome.status_code == 200:
+        SavedQuery.objects.filter(pk=saved.pk).update(
+            last_refreshed_at=timezone.now(), last_duration_ms=round(outcome.duration_ms, 2)
+        )
+    return outcome
+
+
+def saved_queries_due(now: datetime | None = None) -> list[SavedQuery]:
+    """Saved queries with a refresh interval whose last refresh is older than it."""
+    current = now or timezone.now()
+    due = []
+    for saved in SavedQuery.objects.filter(refresh_interval__gt=0).select_related(
+        "owner", "owner_client"
+    ):
+        last = saved.last_refreshed_at
+        if last is None or (current - last).total_seconds() >= saved.refresh_interval - 5:
+            due.append(saved)
+    return due

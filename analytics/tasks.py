@@ -1,0 +1,73 @@
+"""Celery tasks. They only call services; each is idempotent, time-limited, retried with
+back-off when a dependency is down, and a Redis lock keeps two refreshes of one saved query
+from running at once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import shared_task
+from django.core.cache import cache
+
+from analytics.access import audit_cleanup
+from analytics.saved_queries import SavedQuery, saved_queries_due, saved_query_refresh
+from budmetrics_site.errors import QueryTimeout, ServiceUnavailable
+
+logger = structlog.get_logger(__name__)
+
+LOCK_SECONDS = 300
+
+
+def lock_key(saved_query_id: Any) -> str:
+    return f"lock:saved-query-refresh:{saved_query_id}"
+
+
+@shared_task(
+    name="analytics.refresh_saved_query",
+    autoretry_for=(ServiceUnavailable, QueryTimeout),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def refresh_saved_query(saved_query_id: str) -> str:
+    """Recompute one saved query into the cache. Returns "refreshed", "locked" (another
+    refresh holds the lock), "missing" or the failing status code."""
+    key = lock_key(saved_query_id)
+    if not cache.add(key, "1", timeout=LOCK_SECONDS):  # SET NX on Redis: atomic
+        logger.info("saved_query_refresh_skipped", saved_query=saved_query_id, reason="locked")
+        return "locked"
+    try:
+        saved = (
+            SavedQuery.objects.select_related("owner", "owner_client")
+            .filter(pk=saved_query_id)
+            .first()
+        )
+        if saved is None:
+            return "missing"
+        outcome = saved_query_refresh(saved)
+        if outcome.status_code == 503:
+            raise ServiceUnavailable()
+        logger.info(
+            "saved_query_refreshed",
+            saved_query=saved_query_id,
+            status=outcome.status_code,
+            duration_ms=round(outcome.duration_ms, 2),
+        )
+        return "refreshed" if outcome.status_code == 200 else str(outcome.status_code)
+    finally:
+        cache.delete(key)
+
+
+@shared_task(name="analytics.refresh_due_saved_queries")
+def refresh_due_saved_queries() -> int:
+    """Queue a refresh for each saved query whose interval has passed."""
+    due = saved_queries_due()
+    for saved in due:
+        refresh_saved_query.delay(str(saved.pk))
+    return len(due)
+
+
+@shared_task(name="analytics.cleanup_audit")
+def cleanup_audit() -> int:
+    return audit_cleanup()
