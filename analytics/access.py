@@ -489,7 +489,11 @@ class ClientRateThrottle(SimpleRateThrottle):
         if not self.rate:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - a cache outage fails open, never a 500
+            logger.warning("throttle_cache_unavailable", error=str(exc)[:200])
+            return True
 
     def get_cache_key(self, request: Request, view: Any) -> str:
         user = getattr(request, "user", None)

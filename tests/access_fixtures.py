@@ -85,7 +85,11 @@ def _isolated_blocking_rules_prefix(settings: Any) -> Any:
     yield prefix
     if django_settings.REDIS_URL:
         from django_redis import get_redis_connection
+        from redis.exceptions import ConnectionError as RedisConnectionError
 
-        connection = get_redis_connection("default")
-        for key in connection.scan_iter(match=f"{prefix}:*"):
-            connection.delete(key)
+        try:
+            connection = get_redis_connection("default")
+            for key in connection.scan_iter(match=f"{prefix}:*"):
+                connection.delete(key)
+        except RedisConnectionError:
+            pass  # a test pointed the cache at a dead Redis; nothing was published there

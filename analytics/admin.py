@@ -1,0 +1,94 @@
+"""Admin for API clients, project access lists and the (read-only) query audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.forms import ModelForm
+from django.http import HttpRequest
+
+from analytics.access import ApiClient, ProjectAccess, QueryAudit
+
+
+class ClientProjectAccessInline(admin.TabularInline):
+    model = ProjectAccess
+    fk_name = "api_client"
+    fields = ("project_id", "note", "created_at")
+    readonly_fields = ("created_at",)
+    extra = 1
+
+
+@admin.register(ApiClient)
+class ApiClientAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "key_prefix",
+        "is_active",
+        "all_projects",
+        "can_manage_blocking_rules",
+        "last_used_at",
+        "created_at",
+    )
+    list_filter = ("is_active", "all_projects", "can_manage_blocking_rules")
+    search_fields = ("name", "key_prefix")
+    readonly_fields = ("key_prefix", "created_at", "last_used_at")
+    inlines = (ClientProjectAccessInline,)
+    actions = ("rotate_keys",)
+
+    def save_model(
+        self, request: HttpRequest, obj: ApiClient, form: ModelForm, change: bool
+    ) -> None:
+        key = None if change else obj.set_new_key()
+        super().save_model(request, obj, form, change)
+        if key:
+            messages.warning(request, f"API key for {obj.name} (shown only now, copy it): {key}")
+
+    @admin.action(description="Rotate the key of the selected clients (old keys stop working)")
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+        for client in queryset:
+            key = client.set_new_key()
+            client.save(update_fields=["key_prefix", "key_hash"])
+            messages.warning(request, f"New API key for {client.name} (shown only now): {key}")
+
+
+@admin.register(ProjectAccess)
+class ProjectAccessAdmin(admin.ModelAdmin):
+    list_display = ("project_id", "user", "api_client", "note", "created_at")
+    list_filter = ("api_client",)
+    search_fields = ("project_id", "user__username", "api_client__name", "note")
+    list_select_related = ("user", "api_client")
+    autocomplete_fields = ("user", "api_client")
+
+
+@admin.register(QueryAudit)
+class QueryAuditAdmin(admin.ModelAdmin):
+    """Read-only: the audit is written by the API and removed only by ``cleanup_audit``."""
+
+    list_display = (
+        "created_at",
+        "principal",
+        "endpoint",
+        "status_code",
+        "outcome",
+        "duration_ms",
+        "rows_returned",
+    )
+    list_filter = ("endpoint", "outcome", "status_code")
+    search_fields = ("principal", "endpoint", "request_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "api_client")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+from analytics import admin_saved_queries  # noqa: E402,F401 - registers SavedQueryAdmin

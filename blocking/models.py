@@ -1,0 +1,151 @@
+"""Blocking rules (Postgres). The gateway enforces them from Redis (``blocking.publishing``);
+ClickHouse rows name the rule that blocked them in ``block_rule_id``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from blocking import validation
+
+
+class RuleType(models.TextChoices):
+    IP_BLOCKING = validation.IP_BLOCKING, "IP blocking"
+    COUNTRY_BLOCKING = validation.COUNTRY_BLOCKING, "Country blocking"
+    USER_AGENT_BLOCKING = validation.USER_AGENT_BLOCKING, "User-agent blocking"
+    RATE_BASED_BLOCKING = validation.RATE_BASED_BLOCKING, "Rate-based blocking"
+
+
+class RuleStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    INACTIVE = "inactive", "Inactive"
+    EXPIRED = "expired", "Expired"
+
+
+class BlockingRuleQuerySet(models.QuerySet):
+    def enforced(self, now: Any = None) -> BlockingRuleQuerySet:
+        """Rules the gateway must apply now: active and not past ``expires_at``."""
+        now = now or timezone.now()
+        return self.filter(status=RuleStatus.ACTIVE).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def due_to_expire(self, now: Any = None) -> BlockingRuleQuerySet:
+        return self.filter(status=RuleStatus.ACTIVE, expires_at__lte=now or timezone.now())
+
+
+class BlockingRule(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    rule_type = models.CharField(max_length=32, choices=RuleType.choices)
+    rule_config = models.JSONField(default=dict)
+    status = models.CharField(
+        max_length=16, choices=RuleStatus.choices, default=RuleStatus.ACTIVE, db_index=True
+    )
+    reason = models.CharField(
+        max_length=200, blank=True, help_text="Recorded by the gateway as block_reason."
+    )
+    priority = models.IntegerField(
+        default=100, help_text="Higher numbers are evaluated first by the gateway."
+    )
+    project_id = models.UUIDField(
+        null=True, blank=True, db_index=True, help_text="Empty: a global rule for every project."
+    )
+    endpoint_id = models.UUIDField(
+        null=True, blank=True, help_text="Empty: every endpoint of the project."
+    )
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_by_client = models.ForeignKey(
+        "analytics.ApiClient",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = BlockingRuleQuerySet.as_manager()
+
+    class Meta:
+        ordering = ("-priority", "name")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project_id", "name"],
+                name="blocking_rule_unique_name_per_project",
+                violation_error_message="A rule with this name already exists in this project.",
+            ),
+            models.UniqueConstraint(
+                fields=["name"],
+                condition=Q(project_id__isnull=True),
+                name="blocking_rule_unique_global_name",
+                violation_error_message="A global rule with this name already exists.",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "expires_at"], name="blocking_rule_expiry")]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Remembered so a move between projects republishes the old project too.
+        self._loaded_project_id = self.project_id
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_global(self) -> bool:
+        return self.project_id is None
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+    @property
+    def effective_status(self) -> str:
+        """The status the gateway sees: an active rule past its expiry is expired even
+        before the expiry job has written it."""
+        if self.status == RuleStatus.ACTIVE and self.is_expired:
+            return RuleStatus.EXPIRED
+        return self.status
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        """Validate ``rule_config`` for its type like a field, so forms that edit the
+        config through their own fields (the admin) exclude it and report per key."""
+        errors: dict[str, list[str]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        excluded = set(exclude or ())
+        checkable = self.rule_type in validation.VALIDATORS
+        if checkable and "rule_config" not in excluded and "rule_config" not in errors:
+            try:
+                self.rule_config = validation.validate_rule_config(self.rule_type, self.rule_config)
+            except ValidationError as exc:
+                errors["rule_config"] = [
+                    f"{key}: {message}"
+                    for key, messages in exc.message_dict.items()
+                    for message in messages
+                ]
+        if errors:
+            raise ValidationError(errors)
+
+    def clean(self) -> None:
+        if self.status == RuleStatus.ACTIVE and self.is_expired:
+            raise ValidationError({"expires_at": ["An active rule must expire in the future."]})

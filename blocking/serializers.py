@@ -1,0 +1,260 @@
+"""Validation for the blocking API; rule config checks are shared with the admin
+(``blocking.validation``)."""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from analytics import fields as shared_fields
+from blocking import queries, stats, validation
+from blocking.models import BlockingRule, RuleStatus, RuleType
+
+MAX_LIMIT = 1000
+
+
+# Schema-annotated forms of the shared request fields (drf-spectacular cannot infer a
+# custom Field's type).
+@extend_schema_field({"type": "string", "format": "date-time"})
+class FlexibleDateTimeField(shared_fields.FlexibleDateTimeField):
+    pass
+
+
+@extend_schema_field(
+    {"type": "string", "description": "Comma-separated UUIDs.", "example": "uuid1,uuid2"}
+)
+class UUIDListField(shared_fields.UUIDListField):
+    pass
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Per rule_type: ip_blocking {ip_addresses: [IP or CIDR, v4/v6]}; "
+        "country_blocking {countries: [ISO alpha-2]}; user_agent_blocking {patterns: "
+        "[string], match_type: substring|regex}; rate_based_blocking {threshold: int > 0, "
+        "window_seconds: int > 0}. Unknown keys are rejected.",
+        "additionalProperties": True,
+    }
+)
+class RuleConfigField(serializers.JSONField):
+    pass
+
+
+class BlockingRuleSerializer(serializers.ModelSerializer):
+    rule_config = RuleConfigField()
+    effective_status = serializers.CharField(read_only=True)
+    created_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BlockingRule
+        fields = (
+            "id",
+            "name",
+            "description",
+            "rule_type",
+            "rule_config",
+            "status",
+            "effective_status",
+            "reason",
+            "priority",
+            "project_id",
+            "endpoint_id",
+            "expires_at",
+            "created_by",
+            "created_at",
+            "updated_at",
+        )
+        read_only_fields = ("id", "created_at", "updated_at")
+        # The model's conditional unique constraints are checked in validate() instead.
+        validators: list = []
+
+    def get_created_by(self, rule: BlockingRule) -> str | None:
+        if rule.created_by_id:
+            return f"user:{rule.created_by.get_username()}"
+        if rule.created_by_client_id:
+            return f"api_client:{rule.created_by_client.name}"
+        return None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        instance = self.instance
+        merged = {
+            field: attrs.get(field, getattr(instance, field, None))
+            for field in ("name", "rule_type", "rule_config", "status", "project_id", "expires_at")
+        }
+        if merged["status"] is None:
+            merged["status"] = RuleStatus.ACTIVE
+        errors: dict[str, Any] = {}
+        if "rule_config" in attrs or "rule_type" in attrs:
+            try:
+                attrs["rule_config"] = validation.validate_rule_config(
+                    merged["rule_type"], merged["rule_config"]
+                )
+            except DjangoValidationError as exc:
+                errors["rule_config"] = exc.message_dict
+        expires_at = merged["expires_at"]
+        if merged["status"] == RuleStatus.ACTIVE and expires_at and expires_at <= timezone.now():
+            errors["expires_at"] = ["An active rule must expire in the future."]
+        duplicates = BlockingRule.objects.filter(
+            name=merged["name"], project_id=merged["project_id"]
+        )
+        if instance is not None:
+            duplicates = duplicates.exclude(pk=instance.pk)
+        if merged["name"] and duplicates.exists():
+            where = "globally" if merged["project_id"] is None else "in this project"
+            errors["name"] = [f"A rule named {merged['name']!r} already exists {where}."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class BlockingRuleListQuerySerializer(serializers.Serializer):
+    rule_type = serializers.ChoiceField(choices=RuleType.choices, required=False)
+    status = serializers.ChoiceField(choices=RuleStatus.choices, required=False)
+    project_id = serializers.UUIDField(required=False)
+    scope = serializers.ChoiceField(
+        choices=(("global", "global"), ("project", "project")),
+        required=False,
+        help_text="global: only rules without a project; project: only project rules.",
+    )
+    search = serializers.CharField(required=False, max_length=200)
+    page = serializers.IntegerField(required=False, min_value=1)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+
+
+class BlockingStatsQuerySerializer(serializers.Serializer):
+    start_time = FlexibleDateTimeField()
+    end_time = FlexibleDateTimeField()
+    project_ids = UUIDListField(help_text="Comma-separated project UUIDs; omitted: all allowed.")
+    limit = serializers.IntegerField(
+        required=False,
+        default=50,
+        min_value=1,
+        max_value=MAX_LIMIT,
+        help_text="Maximum entries in blocked_ips, blocking_rules and block_reasons.",
+    )
+    time_bucket = serializers.ChoiceField(
+        choices=list(queries.BUCKETS), required=False, help_text="Bucket of time_series."
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        start, end = attrs["start_time"], attrs["end_time"]
+        if end <= start:
+            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
+        max_days = settings.MAX_QUERY_TIME_RANGE
+        if end - start > timedelta(days=max_days):
+            raise serializers.ValidationError(
+                {
+                    "end_time": [
+                        f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."
+                    ]
+                }
+            )
+        bucket = attrs.get("time_bucket") or settings.DEFAULT_TIME_BUCKET
+        seconds = queries.BUCKETS[bucket][1]
+        points = math.ceil((end - start).total_seconds() / seconds)
+        if points > settings.MAX_RESULT_SIZE:
+            raise serializers.ValidationError(
+                {
+                    "time_bucket": [
+                        f"{bucket} over this range gives {points} buckets, more than "
+                        f"{settings.MAX_RESULT_SIZE}; choose a coarser time_bucket."
+                    ]
+                }
+            )
+        attrs["time_bucket"] = bucket
+        return attrs
+
+
+# --- Response shapes (documentation and rendering) -----------------------------------------
+
+
+class BlockedIpSerializer(serializers.Serializer):
+    ip_address = serializers.CharField(
+        allow_null=True, help_text="Masked (IPv4 /24, IPv6 /48) when ANONYMIZE_IPS is on."
+    )
+    block_count = serializers.IntegerField()
+    reasons = serializers.ListField(child=serializers.CharField())
+    first_blocked = FlexibleDateTimeField()
+    last_blocked = FlexibleDateTimeField()
+
+
+class BlockingRuleStatsSerializer(serializers.Serializer):
+    rule_id = serializers.UUIDField()
+    name = serializers.CharField(allow_null=True, help_text="null when the rule was deleted.")
+    rule_type = serializers.ChoiceField(choices=RuleType.choices, allow_null=True)
+    status = serializers.ChoiceField(choices=RuleStatus.choices, allow_null=True)
+    project_id = serializers.UUIDField(allow_null=True)
+    match_count = serializers.IntegerField(help_text="Requests whose block_rule_id is this rule.")
+    last_matched = FlexibleDateTimeField(allow_null=True)
+    targeted_requests = serializers.IntegerField(
+        allow_null=True, help_text="Requests in range matching the rule's targets."
+    )
+    effectiveness = serializers.FloatField(
+        allow_null=True, help_text=" ".join(stats.__doc__.split("\n\n")[1].split())
+    )
+
+
+class BlockReasonSerializer(serializers.Serializer):
+    block_reason = serializers.CharField(allow_null=True)
+    count = serializers.IntegerField()
+
+
+class BlockingTimePointSerializer(serializers.Serializer):
+    timestamp = FlexibleDateTimeField()
+    blocked_requests = serializers.IntegerField()
+    total_requests = serializers.IntegerField()
+
+
+class BlockingSummarySerializer(serializers.Serializer):
+    total_blocked = serializers.IntegerField()
+    total_requests = serializers.IntegerField()
+    block_rate = serializers.FloatField(help_text="total_blocked / total_requests (0 when none).")
+    unique_blocked_ips = serializers.IntegerField()
+
+
+class BlockingStatsSerializer(serializers.Serializer):
+    start_time = FlexibleDateTimeField()
+    end_time = FlexibleDateTimeField()
+    time_bucket = serializers.CharField()
+    blocked_ips = BlockedIpSerializer(many=True)
+    blocking_rules = BlockingRuleStatsSerializer(many=True)
+    block_reasons = BlockReasonSerializer(many=True)
+    time_series = BlockingTimePointSerializer(many=True)
+    summary = BlockingSummarySerializer()
+
+
+class BlockingStatsResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = BlockingStatsSerializer()
+
+
+class BlockingRuleResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = BlockingRuleSerializer()
+
+
+class BlockingRulePageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+    results = BlockingRuleSerializer(many=True)
+
+
+class BlockingRuleListResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = BlockingRulePageSerializer()
+
+
+class DeletedResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = serializers.DictField()
