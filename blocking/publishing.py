@@ -54,6 +54,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from analytics.cache import invalidate_endpoint
 from blocking.models import BlockingRule
 
 logger = structlog.get_logger(__name__)
@@ -149,6 +150,8 @@ def publish_on_commit(project_ids: Iterable[uuid.UUID | None]) -> None:
     database rolled back."""
     scopes = set(project_ids)
     transaction.on_commit(lambda: publish_scopes(scopes))
+    # Cached blocking statistics name rules and their status: drop them with the change.
+    transaction.on_commit(lambda: invalidate_endpoint("blocking-stats"))
 
 
 def publish_all() -> dict[str, int]:

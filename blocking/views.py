@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -33,6 +34,7 @@ from analytics.access import (
     has_all_projects,
     resolve_project_scope,
 )
+from analytics.cache import cached_for_request
 from blocking import queries, serializers, services, stats
 from blocking.models import BlockingRule
 
@@ -223,7 +225,19 @@ class BlockingStatsView(AuditedQueryMixin, APIView):
             limit=data["limit"],
             bucket=data["time_bucket"],
         )
-        result = stats.blocking_stats(query)
-        self.audit_rows = stats.count_rows(result)
-        body = serializers.BlockingStatsSerializer(result).data
-        return Response({"success": True, "data": body})
+        body, cache_info = cached_for_request(
+            request,
+            "blocking-stats",
+            {
+                "start_time": query.start,
+                "end_time": query.end,
+                "limit": query.limit,
+                "time_bucket": query.bucket,
+                "anonymize_ips": settings.ANONYMIZE_IPS,
+            },
+            scope,
+            query.end,
+            lambda: serializers.BlockingStatsSerializer(stats.blocking_stats(query)).data,
+        )
+        self.audit_rows = stats.count_rows(body)
+        return cache_info.apply(Response({"success": True, "data": body}))

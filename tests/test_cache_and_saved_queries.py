@@ -307,3 +307,17 @@ def test_lock_prevents_a_double_refresh(superuser, rows):
     assert saved.last_refreshed_at is None
     cache.delete(lock_key(saved.pk))
     assert refresh_saved_query.apply(args=[str(saved.pk)]).get() == "refreshed"
+
+
+def test_blocking_stats_are_cached_and_a_rule_change_invalidates_them(superuser_client, rows):
+    url = "/gateway/blocking-stats?start_time=2024-01-01T00:00:00Z&end_time=2024-01-02T00:00:00Z"
+    assert superuser_client.get(url)["X-Cache"] == "MISS"
+    assert superuser_client.get(url)["X-Cache"] == "HIT"
+    created = superuser_client.post("/gateway/blocking-rules", {
+        "name": "block-de", "rule_type": "country_blocking", "rule_config": {"countries": ["DE"]},
+        "project_id": P1}, format="json")
+    assert created.status_code == 201, created.content
+    after = superuser_client.get(url)
+    assert after["X-Cache"] == "MISS"
+    names = [r["name"] for r in after.json()["data"]["blocking_rules"]]
+    assert "block-de" in names
