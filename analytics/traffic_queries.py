@@ -1,0 +1,349 @@
+"""SQL for ``GET /gateway/top-routes`` and ``GET /gateway/client-analytics``.
+
+Each endpoint is one SELECT over ``gateway_analytics`` built from the tenant guard
+(``base_conditions``), registry metric expressions and constant maps below; every user
+value is a bound parameter. Totals for ``percent`` and ``summary`` come from window
+functions over the grouped rows, evaluated before ``LIMIT``, so they count every matching
+row rather than the returned top N, without a second scan.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from ua_parser import parse as parse_user_agent
+
+from analytics.access import present_ip
+from analytics.paths import template_sql
+from analytics.registry import METRICS
+from analytics.schema import TABLE
+from analytics.scope import Conditions, ProjectScope, base_conditions
+from budmetrics_site.clickhouse.query import run_select
+
+# order_by name → result column (all ranked highest first).
+ROUTE_ORDER_COLUMNS: dict[str, str] = {
+    "requests": "request_count",
+    "errors": "error_count",
+    "error_rate": "error_rate",
+    "avg_time": "avg_response_time",
+    "p95_time": "p95_response_time",
+    "tokens": "total_tokens",
+}
+CLIENT_ORDER_COLUMNS: dict[str, str] = {
+    "requests": "request_count",
+    "errors": "error_count",
+    "tokens": "total_tokens",
+    "cost": "total_cost",
+    "last_activity": "last_activity",
+}
+# Client attributes a request may be filtered by: parameter → stored column.
+CLIENT_AGENT_COLUMNS = ("device_type", "browser", "os")
+# Distinct user agents parsed in Python to apply device/browser/os filters to rows whose
+# stored field is empty; more than this and the query is refused as too large (422).
+MAX_PARSED_USER_AGENTS = 10_000
+MAX_COUNTRIES_PER_CLIENT = 300
+
+
+@dataclass(frozen=True)
+class Window:
+    """Scope, time range and id filters every traffic query shares."""
+
+    scope: ProjectScope
+    start: datetime
+    end: datetime
+    model_ids: Sequence[uuid.UUID] = ()
+    endpoint_ids: Sequence[uuid.UUID] = ()
+
+    def conditions(self) -> Conditions:
+        return base_conditions(
+            self.scope,
+            self.start,
+            self.end,
+            model_ids=self.model_ids,
+            endpoint_ids=self.endpoint_ids,
+        )
+
+
+# --- Top routes ---------------------------------------------------------------------------
+
+
+def build_top_routes_sql(
+    window: Window,
+    *,
+    limit: int,
+    order_by: str,
+    method: str | None = None,
+    path: str | None = None,
+    route: str | None = None,
+    group_ids: bool = True,
+) -> tuple[str, dict[str, Any]]:
+    """One GROUP BY (route template, method), ranked by ``order_by``; window totals give
+    ``percent`` and the summary over all routes."""
+    route_sql = template_sql("path") if group_ids else "path"
+    conditions = window.conditions()
+    if method:
+        conditions.add("method = {method:String}", method=method)
+    if path:
+        conditions.add("path = {raw_path:String}", raw_path=path)
+    if route:
+        conditions.add(f"{template_sql('path')} = {{route:String}}", route=route)
+    order_column = ROUTE_ORDER_COLUMNS[order_by]
+    sql = f"""
+SELECT
+    {route_sql} AS route,
+    method,
+    {METRICS["total_requests"].sql} AS request_count,
+    {METRICS["error_count"].sql} AS error_count,
+    {METRICS["error_rate"].sql} AS error_rate,
+    {METRICS["avg_response_time"].sql} AS avg_response_time,
+    {METRICS["p95_response_time"].sql} AS p95_response_time,
+    {METRICS["p99_response_time"].sql} AS p99_response_time,
+    {METRICS["total_tokens"].sql} AS total_tokens,
+    sum(request_count) OVER () AS all_requests,
+    count() OVER () AS all_routes
+FROM {TABLE}
+WHERE {conditions.sql()}
+GROUP BY route, method
+ORDER BY {order_column} DESC, route ASC, method ASC
+LIMIT {{limit:UInt32}}"""  # noqa: S608 - see module docstring
+    return sql, {**conditions.params, "limit": limit}
+
+
+def top_routes(window: Window, **options: Any) -> dict[str, Any]:
+    """Routes ranked by ``order_by`` with their share of all matching requests."""
+    sql, params = build_top_routes_sql(window, **options)
+    rows = run_select(sql, params, max_rows=options["limit"]).dicts()
+    total_requests = int(rows[0]["all_requests"]) if rows else 0
+    routes = [
+        {
+            "path": row["route"],
+            "method": row["method"],
+            "request_count": int(row["request_count"]),
+            "error_count": int(row["error_count"]),
+            "error_rate": row["error_rate"],
+            "avg_response_time": row["avg_response_time"],
+            "p95_response_time": row["p95_response_time"],
+            "p99_response_time": row["p99_response_time"],
+            "total_tokens": int(row["total_tokens"]),
+            "percent": int(row["request_count"]) / total_requests if total_requests else 0.0,
+        }
+        for row in rows
+    ]
+    return {
+        "routes": routes,
+        "summary": {
+            "total_routes": int(rows[0]["all_routes"]) if rows else 0,
+            "total_requests": total_requests,
+        },
+    }
+
+
+# --- User agents --------------------------------------------------------------------------
+
+_DESKTOP_OS = frozenset(
+    {"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "Debian", "FreeBSD",
+     "OpenBSD", "NetBSD", "Red Hat", "Arch Linux", "Mint", "Gentoo", "Solaris", "macOS"}
+)  # fmt: skip
+_MOBILE_OS = frozenset({"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Tizen"})
+_TABLET_HINTS = ("iPad", "Tablet", "Kindle", "Nexus 7", "Nexus 9", "Nexus 10", "SM-T", "Tab")
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    device_type: str | None
+    browser: str | None
+    os: str | None
+
+
+@lru_cache(maxsize=8192)
+def parse_agent(user_agent: str) -> AgentInfo:
+    """device_type (desktop, mobile, tablet, bot, other), browser and OS family of a user
+    agent by ua-parser; None where the agent says nothing (empty, or unknown family)."""
+    if not user_agent:
+        return AgentInfo(None, None, None)
+    result = parse_user_agent(user_agent)
+    browser = result.user_agent.family if result.user_agent else None
+    os_family = result.os.family if result.os else None
+    device = result.device.family if result.device else ""
+    if device == "Spider":
+        device_type = "bot"
+    elif any(hint in device for hint in _TABLET_HINTS):
+        device_type = "tablet"
+    elif os_family in _MOBILE_OS or device in ("iPhone", "iPod", "Generic Smartphone"):
+        device_type = "mobile"
+    elif os_family in _DESKTOP_OS:
+        device_type = "desktop"
+    else:
+        device_type = "other"
+    return AgentInfo(device_type, browser or None, os_family or None)
+
+
+def _agent_value(info: AgentInfo, column: str) -> str | None:
+    return getattr(info, column)
+
+
+# --- Client analytics ---------------------------------------------------------------------
+
+
+def _most_frequent(column: str) -> str:
+    """The most frequent non-empty value of ``column`` (a trusted column name) in the
+    group, exactly (a per-group count map, not topK's sketch); ties → the smallest value."""
+    counts = f"sumMapIf([{column}], [toUInt64(1)], {column} != '')"
+    return f"arrayElement(({counts}).1, indexOf(({counts}).2, arrayMax(({counts}).2)))"
+
+
+def _client_conditions(
+    window: Window,
+    *,
+    search: str | None,
+    agent_filters: dict[str, str],
+) -> Conditions:
+    """Rows of identified clients matching the search and device/browser/os filters. A
+    filter matches the stored field case-insensitively, or, where the gateway stored
+    nothing, the value ua-parser reads from the row's user agent."""
+    conditions = window.conditions()
+    conditions.add("client_id != ''")
+    if search:
+        conditions.add("positionCaseInsensitiveUTF8(client_id, {search:String}) > 0", search=search)
+    if not agent_filters:
+        return conditions
+    matching = _user_agents_matching(conditions, agent_filters)
+    for column, value in agent_filters.items():
+        conditions.add(
+            f"lowerUTF8({column}) = lowerUTF8({{{column}:String}})"
+            f" OR ({column} = '' AND user_agent IN {{{column}_agents:Array(String)}})",
+            **{column: value, f"{column}_agents": matching[column]},
+        )
+    return conditions
+
+
+def _user_agents_matching(
+    conditions: Conditions, agent_filters: dict[str, str]
+) -> dict[str, list[str]]:
+    """For each filter, the distinct user agents (of rows lacking that stored field) whose
+    parsed value equals the filter value."""
+    empty_any = " OR ".join(f"{column} = ''" for column in agent_filters)
+    where = f"{conditions.sql()} AND ({empty_any}) AND user_agent != ''"
+    sql = f"SELECT DISTINCT user_agent FROM {TABLE} WHERE {where}"  # noqa: S608
+    agents = [
+        row[0] for row in run_select(sql, conditions.params, max_rows=MAX_PARSED_USER_AGENTS).rows
+    ]
+    matching: dict[str, list[str]] = {column: [] for column in agent_filters}
+    for agent in agents:
+        info = parse_agent(agent)
+        for column, value in agent_filters.items():
+            parsed = _agent_value(info, column)
+            if parsed is not None and parsed.lower() == value.lower():
+                matching[column].append(agent)
+    return matching
+
+
+def build_client_analytics_sql(
+    window: Window,
+    *,
+    limit: int,
+    offset: int,
+    order_by: str,
+    search: str | None = None,
+    agent_filters: dict[str, str] | None = None,
+) -> tuple[str, dict[str, Any], Conditions]:
+    """One GROUP BY client_id page (``limit + 1`` rows to know whether there is more),
+    with window totals for the summary. Device/browser/os filters may first read the
+    distinct user agents to parse (see ``_client_conditions``). Returns the SQL, its
+    parameters and the WHERE conditions (for the empty-page summary)."""
+    conditions = _client_conditions(window, search=search, agent_filters=agent_filters or {})
+    order_column = CLIENT_ORDER_COLUMNS[order_by]
+    sql = f"""
+SELECT
+    client_id,
+    {_most_frequent("client_ip")} AS top_client_ip,
+    {METRICS["total_requests"].sql} AS request_count,
+    {METRICS["error_count"].sql} AS error_count,
+    {METRICS["avg_response_time"].sql} AS avg_response_time,
+    {METRICS["total_tokens"].sql} AS total_tokens,
+    {METRICS["total_cost"].sql} AS total_cost,
+    max(timestamp) AS last_activity,
+    {_most_frequent("user_agent")} AS top_user_agent,
+    {_most_frequent("device_type")} AS top_device_type,
+    {_most_frequent("browser")} AS top_browser,
+    {_most_frequent("os")} AS top_os,
+    {METRICS["unique_ips"].sql} AS unique_ips,
+    arraySort(groupUniqArrayIf({MAX_COUNTRIES_PER_CLIENT})(country_code, country_code != ''))
+        AS countries,
+    count() OVER () AS all_clients,
+    sum(request_count) OVER () AS all_requests
+FROM {TABLE}
+WHERE {conditions.sql()}
+GROUP BY client_id
+ORDER BY {order_column} DESC, client_id ASC
+LIMIT {{page_size:UInt32}} OFFSET {{offset:UInt64}}"""  # noqa: S608 - see module docstring
+    return sql, {**conditions.params, "page_size": limit + 1, "offset": offset}, conditions
+
+
+def _client_summary(conditions: Conditions) -> tuple[int, int]:
+    """Totals when the page itself is empty (an offset past the end), so window totals are
+    not available."""
+    sql = f"SELECT uniqExact(client_id), count() FROM {TABLE} WHERE {conditions.sql()}"  # noqa: S608
+    clients, requests = run_select(sql, conditions.params, max_rows=1).rows[0]
+    return int(clients), int(requests)
+
+
+def _client_row(row: dict[str, Any]) -> dict[str, Any]:
+    agent = row["top_user_agent"] or None
+    parsed = parse_agent(agent) if agent else AgentInfo(None, None, None)
+    return {
+        "client_id": row["client_id"],
+        "client_ip": present_ip(row["top_client_ip"]),
+        "request_count": int(row["request_count"]),
+        "error_count": int(row["error_count"]),
+        "avg_response_time": row["avg_response_time"],
+        "total_tokens": int(row["total_tokens"]),
+        "total_cost": float(row["total_cost"]),
+        "last_activity": row["last_activity"],
+        "user_agent": agent,
+        "device_type": row["top_device_type"] or parsed.device_type,
+        "browser": row["top_browser"] or parsed.browser,
+        "os": row["top_os"] or parsed.os,
+        "unique_ips": int(row["unique_ips"]),
+        "countries": list(row["countries"]),
+    }
+
+
+def client_analytics(
+    window: Window,
+    *,
+    limit: int,
+    offset: int,
+    order_by: str,
+    search: str | None = None,
+    agent_filters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A page of clients (API keys) ranked by ``order_by`` (ties by client_id, so pages
+    never overlap or skip), with totals over every matching client."""
+    sql, params, conditions = build_client_analytics_sql(
+        window,
+        limit=limit,
+        offset=offset,
+        order_by=order_by,
+        search=search,
+        agent_filters=agent_filters,
+    )
+    rows = run_select(sql, params, max_rows=limit + 1).dicts()
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if rows:
+        total_clients, total_requests = int(rows[0]["all_clients"]), int(rows[0]["all_requests"])
+    elif offset:
+        total_clients, total_requests = _client_summary(conditions)
+    else:
+        total_clients, total_requests = 0, 0
+    return {
+        "clients": [_client_row(row) for row in rows],
+        "summary": {"total_clients": total_clients, "total_requests": total_requests},
+        "has_more": has_more,
+    }

@@ -1,0 +1,162 @@
+"""SQL for ``GET /gateway/geographical-stats``.
+
+One SELECT answers all three lists and the summary: ``GROUP BY GROUPING SETS`` computes
+the country, region and city groups plus the grand total in one scan; window functions
+over each grouping level rank the groups (``row_number`` for the per-list ``limit``) and
+count them, so ``summary`` and ``percent`` cover every matching row, not the returned
+top N. Rows without geo data form the ``''`` group of each level, shown as ``Unknown``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics.registry import METRICS
+from analytics.schema import TABLE
+from analytics.traffic_queries import Window
+from budmetrics_site.clickhouse.query import run_select
+from geo.names import UNKNOWN, country_name, region_name
+
+# grouping(country_code, region, city): bit set = column not in the grouping set
+# (standard SQL, ClickHouse's default force_grouping_standard_compatibility).
+LEVEL_CITY = 0
+LEVEL_REGION = 1
+LEVEL_COUNTRY = 3
+LEVEL_TOTAL = 7
+
+# order_by name → result column (ranked highest first).
+GEO_ORDER_COLUMNS: dict[str, str] = {
+    "requests": "request_count",
+    "errors": "error_count",
+    "avg_time": "avg_response_time",
+}
+
+# A group of a level is "unknown" when that level's own column is empty.
+_UNKNOWN_AT_LEVEL = (
+    f"multiIf(geo_level = {LEVEL_COUNTRY}, country_code = '',"
+    f" geo_level = {LEVEL_REGION}, region = '',"
+    f" geo_level = {LEVEL_CITY}, city = '', 0)"
+)
+
+
+def build_geo_stats_sql(
+    window: Window, *, limit: int, order_by: str, country_code: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Country, region, city and total groups, the top ``limit`` of each level."""
+    conditions = window.conditions()
+    if country_code:
+        conditions.add("country_code = {country_code:String}", country_code=country_code)
+    order_column = GEO_ORDER_COLUMNS[order_by]
+    has_coordinates = "latitude != 0 OR longitude != 0"
+    sql = f"""
+SELECT *
+FROM (
+    SELECT
+        grouping(country_code, region, city) AS geo_level,
+        country_code,
+        region,
+        city,
+        avgOrNullIf(latitude, {has_coordinates}) AS avg_latitude,
+        avgOrNullIf(longitude, {has_coordinates}) AS avg_longitude,
+        {METRICS["total_requests"].sql} AS request_count,
+        {METRICS["error_count"].sql} AS error_count,
+        {METRICS["error_rate"].sql} AS error_rate,
+        {METRICS["avg_response_time"].sql} AS avg_response_time,
+        {METRICS["p95_response_time"].sql} AS p95_response_time,
+        {METRICS["total_tokens"].sql} AS total_tokens,
+        {METRICS["unique_users"].sql} AS unique_users,
+        row_number() OVER (
+            PARTITION BY geo_level
+            ORDER BY {order_column} DESC, country_code ASC, region ASC, city ASC
+        ) AS position,
+        countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level) AS known_groups,
+        sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)
+            AS unknown_requests
+    FROM {TABLE}
+    WHERE {conditions.sql()}
+    GROUP BY GROUPING SETS (
+        (country_code), (country_code, region), (country_code, region, city), ()
+    )
+)
+WHERE position <= {{limit:UInt32}}
+ORDER BY geo_level DESC, position ASC"""  # noqa: S608 - see module docstring
+    return sql, {**conditions.params, "limit": limit}
+
+
+def _metrics(row: dict[str, Any], total_requests: int) -> dict[str, Any]:
+    requests = int(row["request_count"])
+    return {
+        "request_count": requests,
+        "error_count": int(row["error_count"]),
+        "error_rate": row["error_rate"],
+        "avg_response_time": row["avg_response_time"],
+        "p95_response_time": row["p95_response_time"],
+        "total_tokens": int(row["total_tokens"]),
+        "unique_users": int(row["unique_users"]),
+        "percent": requests / total_requests if total_requests else 0.0,
+    }
+
+
+def _place(row: dict[str, Any]) -> dict[str, Any]:
+    code = row["country_code"]
+    return {"country_code": code or None, "country_name": country_name(code)}
+
+
+def _round_coordinate(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+def geo_stats(
+    window: Window, *, limit: int, order_by: str, country_code: str | None = None
+) -> dict[str, Any]:
+    """Countries, regions and cities ranked by ``order_by`` with the Unknown bucket, and
+    totals over every matching row."""
+    sql, params = build_geo_stats_sql(
+        window, limit=limit, order_by=order_by, country_code=country_code
+    )
+    rows = run_select(sql, params, max_rows=3 * limit + 1).dicts()
+    by_level: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_level.setdefault(int(row["geo_level"]), []).append(row)
+    total = by_level.get(LEVEL_TOTAL, [])
+    total_requests = int(total[0]["request_count"]) if total else 0
+
+    def level_count(level: int, column: str) -> int:
+        group = by_level.get(level)
+        return int(group[0][column]) if group else 0
+
+    countries = [
+        {**_place(row), **_metrics(row, total_requests)} for row in by_level.get(LEVEL_COUNTRY, [])
+    ]
+    regions = [
+        {
+            **_place(row),
+            "region": row["region"] or UNKNOWN,
+            "region_name": region_name(row["country_code"], row["region"]),
+            **_metrics(row, total_requests),
+        }
+        for row in by_level.get(LEVEL_REGION, [])
+    ]
+    cities = [
+        {
+            **_place(row),
+            "region": row["region"] or UNKNOWN,
+            "city": row["city"] or UNKNOWN,
+            "latitude": _round_coordinate(row["avg_latitude"]) if row["city"] else None,
+            "longitude": _round_coordinate(row["avg_longitude"]) if row["city"] else None,
+            **_metrics(row, total_requests),
+        }
+        for row in by_level.get(LEVEL_CITY, [])
+    ]
+    return {
+        "countries": countries,
+        "regions": regions,
+        "cities": cities,
+        "summary": {
+            "total_countries": level_count(LEVEL_COUNTRY, "known_groups"),
+            "total_regions": level_count(LEVEL_REGION, "known_groups"),
+            "total_cities": level_count(LEVEL_CITY, "known_groups"),
+            "total_requests": total_requests,
+            "unknown_requests": level_count(LEVEL_COUNTRY, "unknown_requests"),
+        },
+    }
