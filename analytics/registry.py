@@ -188,7 +188,7 @@ _METRICS = (
 )
 
 METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
-METRIC_CHOICES = [(m.name, m.description) for m in _METRICS]  # OpenAPI enum (settings)
+METRIC_CHOICES = [m.name for m in _METRICS]  # named OpenAPI enum (SPECTACULAR_SETTINGS)
 
 _DIMENSIONS = (
     Dimension("project_id", "project_id", "uuid", "Project.", ZERO_UUID),
@@ -220,7 +220,7 @@ _DIMENSIONS = (
 )
 
 DIMENSIONS: dict[str, Dimension] = {d.name: d for d in _DIMENSIONS}
-DIMENSION_CHOICES = [(d.name, d.description) for d in _DIMENSIONS]
+DIMENSION_CHOICES = [d.name for d in _DIMENSIONS]
 
 # Filter operators allowed per dimension type ("eq" is the plain value form).
 OPERATORS: dict[str, tuple[str, ...]] = {

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin, resolve_project_scope
+from analytics.cache import cached_for_request
 from analytics.traffic_queries import CLIENT_AGENT_COLUMNS, Window, client_analytics, top_routes
 from analytics.traffic_serializers import (
     ERROR_RESPONSES,
@@ -23,6 +25,11 @@ from analytics.traffic_serializers import (
 )
 
 _PROJECT = "6f1c1f5e-0a43-4c1b-9a4e-1f0d6a2b9c11"
+
+
+def cache_params(data: dict[str, Any]) -> dict[str, Any]:
+    """The validated request as a cache-key part; IP masking changes the answer too."""
+    return {**data, "anonymize_ips": settings.ANONYMIZE_IPS}
 
 
 def validated_window(serializer_class: type, request: Request) -> tuple[dict[str, Any], Window]:
@@ -90,18 +97,25 @@ class TopRoutesView(AuditedQueryMixin, APIView):
     def get(self, request: Request) -> Response:
         data, window = validated_window(TopRoutesQuerySerializer, request)
         self.audit_params = data
-        result = top_routes(
-            window,
-            limit=data["limit"],
-            order_by=data["order_by"],
-            method=data.get("method") or None,
-            path=data.get("path") or None,
-            route=data.get("route") or None,
-            group_ids=data["group_ids"],
+        result, cache_info = cached_for_request(
+            request,
+            "top-routes",
+            cache_params(data),
+            window.scope,
+            window.end,
+            lambda: top_routes(
+                window,
+                limit=data["limit"],
+                order_by=data["order_by"],
+                method=data.get("method") or None,
+                path=data.get("path") or None,
+                route=data.get("route") or None,
+                group_ids=data["group_ids"],
+            ),
         )
         self.audit_rows = len(result["routes"])
         body = TopRoutesResponseSerializer({"success": True, "data": result}).data
-        return Response(body)
+        return cache_info.apply(Response(body))
 
 
 def _page_link(request: Request, offset: int) -> str:
@@ -172,13 +186,20 @@ class ClientAnalyticsView(AuditedQueryMixin, APIView):
         data, window = validated_window(ClientAnalyticsQuerySerializer, request)
         self.audit_params = data
         limit, offset = data["limit"], data["offset"]
-        result = client_analytics(
-            window,
-            limit=limit,
-            offset=offset,
-            order_by=data["order_by"],
-            search=data.get("search") or None,
-            agent_filters={c: data[c] for c in CLIENT_AGENT_COLUMNS if data.get(c)},
+        result, cache_info = cached_for_request(
+            request,
+            "client-analytics",
+            cache_params(data),
+            window.scope,
+            window.end,
+            lambda: client_analytics(
+                window,
+                limit=limit,
+                offset=offset,
+                order_by=data["order_by"],
+                search=data.get("search") or None,
+                agent_filters={c: data[c] for c in CLIENT_AGENT_COLUMNS if data.get(c)},
+            ),
         )
         self.audit_rows = len(result["clients"])
         pagination = {
@@ -194,4 +215,4 @@ class ClientAnalyticsView(AuditedQueryMixin, APIView):
             "pagination": pagination,
         }
         body = ClientAnalyticsResponseSerializer({"success": True, "data": payload}).data
-        return Response(body)
+        return cache_info.apply(Response(body))

@@ -297,6 +297,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AnalyticsMetricEnum": "analytics.registry.METRIC_CHOICES",
         "AnalyticsDimensionEnum": "analytics.registry.DIMENSION_CHOICES",
+        "RouteOrderByEnum": "analytics.traffic_serializers.ROUTE_ORDER_BY",
+        "ClientOrderByEnum": "analytics.traffic_serializers.CLIENT_ORDER_BY",
+        "GeoOrderByEnum": "geo.serializers.GEO_ORDER_BY",
     },
 }
 

@@ -9,8 +9,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin
+from analytics.cache import cached_for_request
 from analytics.traffic_serializers import ERROR_RESPONSES, query_parameters
-from analytics.traffic_views import validated_window
+from analytics.traffic_views import cache_params, validated_window
 from geo.queries import geo_stats
 from geo.serializers import GeoStatsQuerySerializer, GeoStatsResponseSerializer, example_response
 
@@ -42,12 +43,19 @@ class GeoStatsView(AuditedQueryMixin, APIView):
     def get(self, request: Request) -> Response:
         data, window = validated_window(GeoStatsQuerySerializer, request)
         self.audit_params = data
-        result = geo_stats(
-            window,
-            limit=data["limit"],
-            order_by=data["order_by"],
-            country_code=data.get("country_code") or None,
+        result, cache_info = cached_for_request(
+            request,
+            "geographical-stats",
+            cache_params(data),
+            window.scope,
+            window.end,
+            lambda: geo_stats(
+                window,
+                limit=data["limit"],
+                order_by=data["order_by"],
+                country_code=data.get("country_code") or None,
+            ),
         )
         self.audit_rows = len(result["countries"]) + len(result["regions"]) + len(result["cities"])
         body = GeoStatsResponseSerializer({"success": True, "data": result}).data
-        return Response(body)
+        return cache_info.apply(Response(body))

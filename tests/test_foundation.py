@@ -218,7 +218,9 @@ def test_every_setting_is_in_the_readme_table():
     readme = (REPO / "README.md").read_text()
     source = (REPO / "budmetrics_site" / "settings.py").read_text()
     names = set(
-        re.findall(r'(?:_int|_bool|_choice|_rate|env\.str|env\.list|env\.db)\(\s*"([A-Z_]+)"', source)
+        re.findall(
+            r'(?:_int|_bool|_choice|_rate|env\.str|env\.list|env\.db)\(\s*"([A-Z_]+)"', source
+        )
     )
     assert names, "settings are read through the helpers"
     missing = sorted(n for n in names if f"`{n}`" not in readme)
