@@ -230,17 +230,21 @@ def print_main(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None =
     params = dict(conditions.params)
     params["tz"] = query.timezone
     group_columns = []
+    single = len(query.group_by) == 1
     for i, expr in enumerate(_group_exprs(query)):
         if top_groups is not None:
             # Everything outside the top groups folds into one `other` group, so the
             # summary still covers all rows; it is dropped later unless include_other.
-            expr = (
-                f"if({_group_tuple(query)} IN {{top_groups:{_top_groups_type(query)}}}, "
-                f"{expr}, '{OTHER_GROUP}')"
+            # One dimension: a plain IN over strings is twice as fast as a tuple IN.
+            member = (
+                f"{expr} IN {{top_groups:Array(String)}}"
+                if single
+                else f"{_group_tuple(query)} IN {{top_groups:{_top_groups_type(query)}}}"
             )
+            expr = f"if({member}, {expr}, '{OTHER_GROUP}')"
         group_columns.append((f"g{i}", expr))
     if top_groups is not None:
-        params["top_groups"] = top_groups
+        params["top_groups"] = [g[0] for g in top_groups] if single else top_groups
     metric_names = _sql_metrics([*query.metrics, *SUMMARY_ALWAYS])
     select = [f"{bucket_sql(query.bucket)} AS bucket"]
     select += [f"{expr} AS {alias}" for alias, expr in group_columns]
@@ -446,18 +450,25 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
         key = (row["bucket"], *(row[f"g{i}"] for i in range(n_groups)))
         by_key[key] = row
 
+    # Timestamps and group objects are rendered once each, not once per point.
+    nominal = float(BUCKETS[query.bucket][1])
+    stamps = {bucket: _format_time(bucket, zone) for bucket in buckets}
+    rendered_groups = {g: _group_values(query, g) if n_groups else {} for g in group_keys}
     series: list[dict[str, Any]] = []
     if query.fill_gaps:
+        empty = _empty_metrics(query.metrics)
         for bucket in buckets:
+            width = widths.get(bucket, nominal)
             for group in group_keys:
                 row = by_key.get((bucket, *group))
-                width = widths.get(bucket, float(BUCKETS[query.bucket][1]))
-                metrics = (
-                    _metric_values(row, query.metrics, width)
-                    if row
-                    else _empty_metrics(query.metrics)
+                metrics = _metric_values(row, query.metrics, width) if row else dict(empty)
+                series.append(
+                    {
+                        "timestamp": stamps[bucket],
+                        "metrics": metrics,
+                        "groups": rendered_groups[group],
+                    }
                 )
-                series.append(_point(bucket, zone, metrics, query, group))
     else:
         series_rows.sort(
             key=lambda r: (
@@ -468,9 +479,12 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
         for row in series_rows:
             bucket = row["bucket"]
             group = tuple(row[f"g{i}"] for i in range(n_groups))
-            width = widths.get(bucket, float(BUCKETS[query.bucket][1]))
             series.append(
-                _point(bucket, zone, _metric_values(row, query.metrics, width), query, group)
+                {
+                    "timestamp": stamps[bucket],
+                    "metrics": _metric_values(row, query.metrics, widths.get(bucket, nominal)),
+                    "groups": rendered_groups.get(group) or _group_values(query, group),
+                }
             )
 
     range_seconds = (query.end - query.start).total_seconds()
@@ -520,20 +534,6 @@ def _group_order(key: tuple[str, ...], top_groups: list[tuple[str, ...]] | None)
     if OTHER_GROUP in key:
         return (len(top_groups) + 1, key)
     return (top_groups.index(key) if key in top_groups else len(top_groups), key)
-
-
-def _point(
-    bucket: datetime,
-    zone: ZoneInfo,
-    metrics: dict[str, Any],
-    query: AnalyticsQuery,
-    group: tuple[str, ...],
-) -> dict[str, Any]:
-    return {
-        "timestamp": _format_time(bucket, zone),
-        "metrics": metrics,
-        "groups": _group_values(query, group) if query.group_by else {},
-    }
 
 
 def _change(current: Any, previous: Any) -> dict[str, Any]:
