@@ -91,4 +91,6 @@ class QueryAuditAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
 from analytics import admin_saved_queries  # noqa: E402,F401 - registers SavedQueryAdmin

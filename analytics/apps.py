@@ -1,5 +1,3 @@
-import os
-
 from django.apps import AppConfig
 
 
@@ -10,7 +8,7 @@ class AnalyticsConfig(AppConfig):
     def ready(self) -> None:
         from django.conf import settings
 
-        if settings.INPROCESS_JOBS and os.environ.get("RUN_MAIN") != "false":
+        if settings.INPROCESS_JOBS:
             from budmetrics_site.jobs import start_inprocess_scheduler
 
             start_inprocess_scheduler()

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin, resolve_project_scope
-from analytics.cache import cached_for_request
+from analytics.cache import cached_for_request, encode, json_response
 from analytics.traffic_queries import CLIENT_AGENT_COLUMNS, Window, client_analytics, top_routes
 from analytics.traffic_serializers import (
     ERROR_RESPONSES,
@@ -97,25 +97,31 @@ class TopRoutesView(AuditedQueryMixin, APIView):
     def get(self, request: Request) -> Response:
         data, window = validated_window(TopRoutesQuerySerializer, request)
         self.audit_params = data
-        result, cache_info = cached_for_request(
+        answer, cache_info = cached_for_request(
             request,
             "top-routes",
             cache_params(data),
             window.scope,
             window.end,
-            lambda: top_routes(
-                window,
-                limit=data["limit"],
-                order_by=data["order_by"],
-                method=data.get("method") or None,
-                path=data.get("path") or None,
-                route=data.get("route") or None,
-                group_ids=data["group_ids"],
+            lambda: _top_routes_body(
+                top_routes(
+                    window,
+                    limit=data["limit"],
+                    order_by=data["order_by"],
+                    method=data.get("method") or None,
+                    path=data.get("path") or None,
+                    route=data.get("route") or None,
+                    group_ids=data["group_ids"],
+                )
             ),
         )
-        self.audit_rows = len(result["routes"])
-        body = TopRoutesResponseSerializer({"success": True, "data": result}).data
-        return cache_info.apply(Response(body))
+        payload, self.audit_rows = answer
+        return json_response(request, payload, cache_info)
+
+
+def _top_routes_body(result: dict[str, Any]) -> tuple[bytes, int]:
+    body = TopRoutesResponseSerializer({"success": True, "data": result}).data
+    return encode(body, len(result["routes"]))
 
 
 def _page_link(request: Request, offset: int) -> str:

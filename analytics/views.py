@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin, resolve_project_scope
-from analytics.cache import cached_for_request
+from analytics.cache import cached_for_request, encode, json_response
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.registry import (
     AUTO_BUCKET_POINT_BUDGET,
@@ -109,18 +109,19 @@ class AnalyticsView(AuditedQueryMixin, APIView):
             query.end,
             lambda: _answer(query),
         )
-        self.audit_rows = len(answer["time_series"])
-        return cache_info.apply(Response({"success": True, "data": answer}))
+        payload, self.audit_rows = answer
+        return json_response(request, payload, cache_info)
 
 
-def _answer(query: AnalyticsQuery) -> dict[str, Any]:
+def _answer(query: AnalyticsQuery) -> tuple[bytes, int]:
     result = run_analytics(query)
-    return {
+    data = {
         "time_series": result.time_series,
         "summary": result.summary,
         "query": _echo(query),
         "meta": result.meta,
     }
+    return encode({"success": True, "data": data}, len(result.time_series))
 
 
 def _echo(query: AnalyticsQuery) -> dict[str, Any]:

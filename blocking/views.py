@@ -34,7 +34,7 @@ from analytics.access import (
     has_all_projects,
     resolve_project_scope,
 )
-from analytics.cache import cached_for_request
+from analytics.cache import cached_for_request, encode, json_response
 from blocking import queries, serializers, services, stats
 from blocking.models import BlockingRule
 
@@ -237,7 +237,12 @@ class BlockingStatsView(AuditedQueryMixin, APIView):
             },
             scope,
             query.end,
-            lambda: serializers.BlockingStatsSerializer(stats.blocking_stats(query)).data,
+            lambda: _stats_body(query),
         )
-        self.audit_rows = stats.count_rows(body)
-        return cache_info.apply(Response({"success": True, "data": body}))
+        payload, self.audit_rows = body
+        return json_response(request, payload, cache_info)
+
+
+def _stats_body(query: queries.StatsQuery) -> tuple[bytes, int]:
+    data = serializers.BlockingStatsSerializer(stats.blocking_stats(query)).data
+    return encode({"success": True, "data": data}, stats.count_rows(data))

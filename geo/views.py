@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.access import AuditedQueryMixin
-from analytics.cache import cached_for_request
+from analytics.cache import cached_for_request, encode, json_response
 from analytics.traffic_serializers import ERROR_RESPONSES, query_parameters
 from analytics.traffic_views import cache_params, validated_window
 from geo.queries import geo_stats
@@ -43,19 +45,25 @@ class GeoStatsView(AuditedQueryMixin, APIView):
     def get(self, request: Request) -> Response:
         data, window = validated_window(GeoStatsQuerySerializer, request)
         self.audit_params = data
-        result, cache_info = cached_for_request(
+        answer, cache_info = cached_for_request(
             request,
             "geographical-stats",
             cache_params(data),
             window.scope,
             window.end,
-            lambda: geo_stats(
-                window,
-                limit=data["limit"],
-                order_by=data["order_by"],
-                country_code=data.get("country_code") or None,
+            lambda: _body(
+                geo_stats(
+                    window,
+                    limit=data["limit"],
+                    order_by=data["order_by"],
+                    country_code=data.get("country_code") or None,
+                )
             ),
         )
-        self.audit_rows = len(result["countries"]) + len(result["regions"]) + len(result["cities"])
-        body = GeoStatsResponseSerializer({"success": True, "data": result}).data
-        return cache_info.apply(Response(body))
+        payload, self.audit_rows = answer
+        return json_response(request, payload, cache_info)
+
+
+def _body(result: dict[str, Any]) -> tuple[bytes, int]:
+    body = GeoStatsResponseSerializer({"success": True, "data": result}).data
+    return encode(body, len(result["countries"]) + len(result["regions"]) + len(result["cities"]))

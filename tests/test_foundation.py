@@ -366,6 +366,12 @@ def test_docs_pages_render_with_local_assets(client):
         response = client.get(url)
         assert response.status_code == 200
         assert b"/static/drf_spectacular_sidecar/" in response.content
+    bundle = re.search(
+        rb'/static/drf_spectacular_sidecar/[^"]+\.js', client.get("/api/docs/").content
+    )
+    assert bundle is not None
+    asset = client.get(bundle.group(0).decode())
+    assert asset.status_code == 200  # served by WhiteNoise, no DEBUG, no collectstatic
 
 
 def test_admin_login_page_renders(client):
