@@ -43,10 +43,18 @@ class StatsQuery:
     end: datetime
     limit: int
     bucket: str
+    model_ids: tuple[uuid.UUID, ...] = ()
+    endpoint_ids: tuple[uuid.UUID, ...] = ()
 
 
 def _conditions(query: StatsQuery) -> Conditions:
-    return base_conditions(query.scope, query.start, query.end)
+    return base_conditions(
+        query.scope,
+        query.start,
+        query.end,
+        model_ids=query.model_ids,
+        endpoint_ids=query.endpoint_ids,
+    )
 
 
 def _select(columns: str, where: Conditions, tail: str = "") -> str:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -14,6 +13,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics import fields as shared_fields
+from analytics.traffic_serializers import WindowQuerySerializer
 from blocking import queries, stats, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
 
@@ -129,10 +129,10 @@ class BlockingRuleListQuerySerializer(serializers.Serializer):
     page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
 
 
-class BlockingStatsQuerySerializer(serializers.Serializer):
-    start_time = FlexibleDateTimeField()
-    end_time = FlexibleDateTimeField()
-    project_ids = UUIDListField(help_text="Comma-separated project UUIDs; omitted: all allowed.")
+class BlockingStatsQuerySerializer(WindowQuerySerializer):
+    """The shared window (start_time/end_time default to the last 7 days, project_ids,
+    model_ids, endpoint_ids) plus limit and time_bucket."""
+
     limit = serializers.IntegerField(
         required=False,
         default=50,
@@ -145,18 +145,8 @@ class BlockingStatsQuerySerializer(serializers.Serializer):
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        attrs = super().validate(attrs)
         start, end = attrs["start_time"], attrs["end_time"]
-        if end <= start:
-            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
-        max_days = settings.MAX_QUERY_TIME_RANGE
-        if end - start > timedelta(days=max_days):
-            raise serializers.ValidationError(
-                {
-                    "end_time": [
-                        f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."
-                    ]
-                }
-            )
         bucket = attrs.get("time_bucket") or settings.DEFAULT_TIME_BUCKET
         seconds = queries.BUCKETS[bucket][1]
         points = math.ceil((end - start).total_seconds() / seconds)

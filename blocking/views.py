@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from drf_spectacular.utils import (
     OpenApiResponse,
@@ -35,6 +34,8 @@ from analytics.access import (
     resolve_project_scope,
 )
 from analytics.cache import cached_for_request, encode, json_response
+from analytics.traffic_serializers import query_params_data
+from analytics.traffic_views import cache_params
 from blocking import queries, serializers, services, stats
 from blocking.models import BlockingRule
 
@@ -213,7 +214,9 @@ class BlockingStatsView(AuditedQueryMixin, APIView):
         responses={200: serializers.BlockingStatsResponseSerializer, **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        params = serializers.BlockingStatsQuerySerializer(data=request.query_params)
+        params = serializers.BlockingStatsQuerySerializer(
+            data=query_params_data(request.query_params)
+        )
         params.is_valid(raise_exception=True)
         data = params.validated_data
         self.audit_params = dict(data)
@@ -224,17 +227,13 @@ class BlockingStatsView(AuditedQueryMixin, APIView):
             end=data["end_time"],
             limit=data["limit"],
             bucket=data["time_bucket"],
+            model_ids=tuple(data["model_ids"]),
+            endpoint_ids=tuple(data["endpoint_ids"]),
         )
         body, cache_info = cached_for_request(
             request,
             "blocking-stats",
-            {
-                "start_time": query.start,
-                "end_time": query.end,
-                "limit": query.limit,
-                "time_bucket": query.bucket,
-                "anonymize_ips": settings.ANONYMIZE_IPS,
-            },
+            cache_params(data),
             scope,
             query.end,
             lambda: _stats_body(query),

@@ -13,19 +13,29 @@ logger = structlog.get_logger(__name__)
 _started = threading.Event()
 
 
-def _loop(stop: threading.Event, tick: float = 5.0) -> None:
+def run_due_jobs(next_run: dict[str, float], now: float) -> list[str]:
+    """Run every schedule entry whose time has come (eagerly, in this process); returns
+    the names run. ``next_run`` is updated in place."""
     from budmetrics_site.celery import BEAT_SCHEDULE, app
 
-    next_run = {name: 0.0 for name in BEAT_SCHEDULE}
+    app.loader.import_default_modules()  # registers the autodiscovered tasks
+    ran = []
+    for name, entry in BEAT_SCHEDULE.items():
+        if now < next_run.get(name, 0.0):
+            continue
+        next_run[name] = now + float(entry["schedule"])
+        try:
+            app.tasks[entry["task"]].apply(throw=True)
+            ran.append(name)
+        except Exception as exc:  # noqa: BLE001 - one failed job must not stop the rest
+            logger.warning("inprocess_job_failed", job=name, error=str(exc)[:200])
+    return ran
+
+
+def _loop(stop: threading.Event, tick: float = 5.0) -> None:
+    next_run: dict[str, float] = {}
     while not stop.is_set():
-        now = time.monotonic()
-        for name, entry in BEAT_SCHEDULE.items():
-            if now >= next_run[name]:
-                next_run[name] = now + float(entry["schedule"])
-                try:
-                    app.tasks[entry["task"]].apply()
-                except Exception as exc:  # noqa: BLE001 - one failed job must not stop the rest
-                    logger.warning("inprocess_job_failed", job=name, error=str(exc)[:200])
+        run_due_jobs(next_run, time.monotonic())
         stop.wait(tick)
 
 

@@ -402,7 +402,7 @@ def test_naive_and_offset_timestamps_are_accepted(superuser_client, traffic, rul
         ({**WINDOW, "limit": 0}, "limit"),
         ({**WINDOW, "time_bucket": "7m"}, "time_bucket"),
         ({**WINDOW, "project_ids": "not-a-uuid"}, "project_ids"),
-        ({"end_time": "2025-01-15T00:00:00Z"}, "start_time"),
+        ({"start_time": "2100-01-01T00:00:00Z"}, "end_time"),  # end defaults to now
         ({"start_time": "yesterday", "end_time": "2025-01-15T00:00:00Z"}, "start_time"),
     ],
 )
@@ -449,3 +449,35 @@ def test_schema_generates_without_warnings():
         if "blocking" in str(message).lower()
     ]
     assert problems == []
+
+
+@pytest.mark.django_db(databases=["default", "clickhouse"])
+def test_blocking_stats_default_to_the_last_seven_days(superuser_client, clickhouse):
+    from datetime import UTC, datetime, timedelta
+
+    from tests.conftest import make_row
+
+    now = datetime.now(UTC)
+    clickhouse(
+        [
+            make_row(
+                timestamp=now - timedelta(days=1),
+                is_blocked=True,
+                client_ip="10.9.9.9",
+                block_reason="rate_limit",
+                status_code=403,
+            ),
+            make_row(
+                timestamp=now - timedelta(days=8),
+                is_blocked=True,
+                client_ip="10.9.9.8",
+                block_reason="rate_limit",
+                status_code=403,
+            ),
+        ]
+    )
+    response = superuser_client.get("/gateway/blocking-stats")
+    assert response.status_code == 200, response.content
+    summary = response.json()["data"]["summary"]
+    assert summary["total_blocked"] == 1
+    assert summary["total_requests"] == 1

@@ -313,11 +313,38 @@ def test_blocking_stats_are_cached_and_a_rule_change_invalidates_them(superuser_
     url = "/gateway/blocking-stats?start_time=2024-01-01T00:00:00Z&end_time=2024-01-02T00:00:00Z"
     assert superuser_client.get(url)["X-Cache"] == "MISS"
     assert superuser_client.get(url)["X-Cache"] == "HIT"
-    created = superuser_client.post("/gateway/blocking-rules", {
-        "name": "block-de", "rule_type": "country_blocking", "rule_config": {"countries": ["DE"]},
-        "project_id": P1}, format="json")
+    created = superuser_client.post(
+        "/gateway/blocking-rules",
+        {
+            "name": "block-de",
+            "rule_type": "country_blocking",
+            "rule_config": {"countries": ["DE"]},
+            "project_id": P1,
+        },
+        format="json",
+    )
     assert created.status_code == 201, created.content
     after = superuser_client.get(url)
     assert after["X-Cache"] == "MISS"
     names = [r["name"] for r in after.json()["data"]["blocking_rules"]]
     assert "block-de" in names
+
+
+def test_inprocess_schedule_runs_every_job_and_refreshes_due_saved_queries(superuser, rows):
+    from budmetrics_site.celery import BEAT_SCHEDULE
+    from budmetrics_site.jobs import run_due_jobs
+
+    saved = SavedQuery.objects.create(
+        name="j",
+        endpoint="analytics",
+        owner=superuser,
+        time_window="absolute",
+        params=BODY,
+        refresh_interval=60,
+    )
+    next_run: dict[str, float] = {}
+    assert run_due_jobs(next_run, now=1000.0) == list(BEAT_SCHEDULE)
+    saved.refresh_from_db()
+    assert saved.last_refreshed_at is not None
+    assert run_due_jobs(next_run, now=1001.0) == []  # nothing due again yet
+    assert "refresh-due-saved-queries" in run_due_jobs(next_run, now=1031.0)
