@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from analytics.registry import BUCKETS
 from analytics.scope import Conditions, ProjectScope, base_conditions
 from blocking import validation
 from budmetrics_site.clickhouse.query import run_select
@@ -21,18 +22,6 @@ from budmetrics_site.clickhouse.query import run_select
 TABLE = "gateway_analytics"
 ZERO_UUID = uuid.UUID(int=0)
 
-# time_bucket → (ClickHouse interval, seconds)
-BUCKETS: dict[str, tuple[str, int]] = {
-    "1m": ("INTERVAL 1 MINUTE", 60),
-    "5m": ("INTERVAL 5 MINUTE", 300),
-    "15m": ("INTERVAL 15 MINUTE", 900),
-    "30m": ("INTERVAL 30 MINUTE", 1800),
-    "1h": ("INTERVAL 1 HOUR", 3600),
-    "6h": ("INTERVAL 6 HOUR", 21600),
-    "12h": ("INTERVAL 12 HOUR", 43200),
-    "1d": ("INTERVAL 1 DAY", 86400),
-    "1w": ("INTERVAL 1 WEEK", 604800),
-}
 _EPOCH_MONDAY = datetime(1970, 1, 5, tzinfo=UTC)  # ClickHouse weeks start on Monday
 
 
