@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -94,3 +95,15 @@ class UUIDListField(serializers.Field):
 
     def to_representation(self, value: list[uuid.UUID]) -> list[str]:
         return [str(v) for v in value]
+
+
+def validate_time_range(start: datetime, end: datetime) -> None:
+    """The range rules every data endpoint shares: ``end_time`` after ``start_time``, and
+    at most ``MAX_QUERY_TIME_RANGE`` days."""
+    if end <= start:
+        raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
+    max_days = settings.MAX_QUERY_TIME_RANGE
+    if end - start > timedelta(days=max_days):
+        raise serializers.ValidationError(
+            {"end_time": [f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."]}
+        )

@@ -75,6 +75,28 @@ class AnalyticsQuery:
     compare_previous: bool = False
     warnings: tuple[str, ...] = ()
 
+    @classmethod
+    def from_validated(cls, data: dict[str, Any], scope: ProjectScope) -> AnalyticsQuery:
+        """From ``AnalyticsRequestSerializer.validated_data`` and the caller's scope."""
+        return cls(
+            scope=scope,
+            start=data["start_time"],
+            end=data["end_time"],
+            bucket=data["time_bucket"],
+            timezone=data["timezone"],
+            metrics=tuple(data["metrics"]),
+            group_by=tuple(data["group_by"]),
+            model_ids=tuple(data["model_ids"]),
+            endpoint_ids=tuple(data["endpoint_ids"]),
+            filters=data["filters"],
+            fill_gaps=data["fill_gaps"],
+            top_n=data["top_n"],
+            order_by=data["order_by"],
+            include_other=data["include_other"],
+            compare_previous=data["compare_previous"],
+            warnings=tuple(data["warnings"]),
+        )
+
 
 @dataclass
 class Printed:

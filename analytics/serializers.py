@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from rest_framework import serializers
 
-from analytics.fields import MAX_LIST_ITEMS, FlexibleDateTimeField, UUIDListField
+from analytics.fields import (
+    MAX_LIST_ITEMS,
+    FlexibleDateTimeField,
+    UUIDListField,
+    validate_time_range,
+)
 from analytics.query import (
     FilterLeaf,
     FilterNode,
@@ -265,17 +269,7 @@ class AnalyticsRequestSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         start, end = attrs["start_time"], attrs["end_time"]
-        if end <= start:
-            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
-        max_days = settings.MAX_QUERY_TIME_RANGE
-        if end - start > timedelta(days=max_days):
-            raise serializers.ValidationError(
-                {
-                    "end_time": [
-                        f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."
-                    ]
-                }
-            )
+        validate_time_range(start, end)
         attrs.setdefault("metrics", list(DEFAULT_METRICS))
         warnings: list[str] = []
         bucket = attrs.get("time_bucket") or settings.DEFAULT_TIME_BUCKET

@@ -8,14 +8,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.http import QueryDict
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from analytics.fields import FlexibleDateTimeField, UUIDListField
+from analytics.fields import FlexibleDateTimeField, UUIDListField, validate_time_range
 
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_TEXT_PARAM = 200
@@ -60,17 +59,7 @@ class WindowQuerySerializer(serializers.Serializer):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         end: datetime = attrs.get("end_time") or timezone.now()
         start: datetime = attrs.get("start_time") or end - DEFAULT_WINDOW
-        if end <= start:
-            raise serializers.ValidationError({"end_time": ["Must be after start_time."]})
-        max_days = settings.MAX_QUERY_TIME_RANGE
-        if end - start > timedelta(days=max_days):
-            raise serializers.ValidationError(
-                {
-                    "end_time": [
-                        f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."
-                    ]
-                }
-            )
+        validate_time_range(start, end)
         attrs["start_time"], attrs["end_time"] = start, end
         return attrs
 

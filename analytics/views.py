@@ -83,24 +83,7 @@ class AnalyticsView(AuditedQueryMixin, APIView):
             dict(serializer.initial_data) if isinstance(serializer.initial_data, dict) else {}
         )
         scope = resolve_project_scope(request, data["project_ids"])
-        query = AnalyticsQuery(
-            scope=scope,
-            start=data["start_time"],
-            end=data["end_time"],
-            bucket=data["time_bucket"],
-            timezone=data["timezone"],
-            metrics=tuple(data["metrics"]),
-            group_by=tuple(data["group_by"]),
-            model_ids=tuple(data["model_ids"]),
-            endpoint_ids=tuple(data["endpoint_ids"]),
-            filters=data["filters"],
-            fill_gaps=data["fill_gaps"],
-            top_n=data["top_n"],
-            order_by=data["order_by"],
-            include_other=data["include_other"],
-            compare_previous=data["compare_previous"],
-            warnings=tuple(data["warnings"]),
-        )
+        query = AnalyticsQuery.from_validated(data, scope)
         answer, cache_info = cached_for_request(
             request,
             "analytics",

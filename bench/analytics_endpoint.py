@@ -115,24 +115,8 @@ def _analytics_query(body: dict[str, Any]) -> Any:
     serializer.is_valid(raise_exception=True)
     data = serializer.validated_data
     requested = data["project_ids"]
-    return AnalyticsQuery(
-        scope=ProjectScope.only(requested) if requested else ProjectScope.all_projects(),
-        start=data["start_time"],
-        end=data["end_time"],
-        bucket=data["time_bucket"],
-        timezone=data["timezone"],
-        metrics=tuple(data["metrics"]),
-        group_by=tuple(data["group_by"]),
-        model_ids=tuple(data["model_ids"]),
-        endpoint_ids=tuple(data["endpoint_ids"]),
-        filters=data["filters"],
-        fill_gaps=data["fill_gaps"],
-        top_n=data["top_n"],
-        order_by=data["order_by"],
-        include_other=data["include_other"],
-        compare_previous=data["compare_previous"],
-        warnings=tuple(data["warnings"]),
-    )
+    scope = ProjectScope.only(requested) if requested else ProjectScope.all_projects()
+    return AnalyticsQuery.from_validated(data, scope)
 
 
 def direct_statements(query: Any) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
