@@ -7,9 +7,15 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from budmetrics_site.clickhouse.query import get_client
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition: query durations and errors, cache hits and misses."""
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -376,3 +376,16 @@ def test_docs_pages_render_with_local_assets(client):
 
 def test_admin_login_page_renders(client):
     assert client.get("/admin/login/").status_code == 200
+
+
+def test_prometheus_metrics_count_queries_and_cache_hits(superuser_client, client):
+    body = {"start_time": "2024-01-01T00:00:00Z", "end_time": "2024-01-02T00:00:00Z"}
+    superuser_client.post("/gateway/analytics", body, format="json")
+    superuser_client.post("/gateway/analytics", body, format="json")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    text = response.content.decode()
+    assert "gateway_analytics_query_duration_seconds_count" in text
+    hits = re.search(r"^gateway_analytics_cache_hits_total (\S+)$", text, re.M)
+    assert hits is not None
+    assert float(hits.group(1)) >= 1
