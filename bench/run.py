@@ -20,7 +20,12 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 # Run in this order; any other bench/*.py found is run after these, alphabetically.
-ORDER = ("generate_traffic.py", "analytics_endpoint.py", "traffic_endpoints.py")
+ORDER = (
+    "generate_traffic.py",
+    "analytics_endpoint.py",
+    "cache_hit.py",
+    "traffic_endpoints.py",
+)
 
 
 def scripts(only: list[str] | None = None) -> list[Path]:
