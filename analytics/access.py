@@ -404,17 +404,23 @@ def record_query(
     request_id = getattr(request, "request_id", "") or getattr(
         getattr(request, "_request", None), "request_id", ""
     )
-    QueryAudit.objects.create(
-        user_id=user.pk if user is not None and user.is_authenticated and client is None else None,
-        api_client=client,
-        principal=label[:200],
-        endpoint=endpoint[:100],
-        params=normalised,
-        duration_ms=round(float(duration_ms), 3),
-        rows_returned=int(rows),
-        status_code=int(status_code),
-        outcome=_outcome(int(status_code)),
-        request_id=str(request_id)[:128],
+    from analytics.audit_writer import writer
+
+    writer.add(
+        QueryAudit(
+            user_id=user.pk
+            if user is not None and user.is_authenticated and client is None
+            else None,
+            api_client=client,
+            principal=label[:200],
+            endpoint=endpoint[:100],
+            params=normalised,
+            duration_ms=round(float(duration_ms), 3),
+            rows_returned=int(rows),
+            status_code=int(status_code),
+            outcome=_outcome(int(status_code)),
+            request_id=str(request_id)[:128],
+        )
     )
     logger.info(
         "data_query",

@@ -72,7 +72,6 @@ def cache_key(endpoint: str, params: dict[str, Any], scope: ProjectScope) -> str
     """Stable across equal requests; different for any difference in scope."""
     material = {
         "endpoint": endpoint,
-        "generation": _generation(endpoint),
         "params": _canonical(params),
         "scope": "all" if scope.is_all else sorted(scope.as_list() or []),
     }
@@ -104,15 +103,22 @@ def cached_answer(
         return compute(), CacheInfo("BYPASS")
     key = cache_key(endpoint, params, scope)
     now = clock()
-    if not refresh:
-        entry = _get(key)
-        if entry is not None and entry.get("expires_at", 0) > now:
-            CACHE_HITS.inc()
-            return entry["data"], CacheInfo("HIT", int(now - entry["stored_at"]))
+    # One round trip reads the entry and the endpoint's generation; an entry written
+    # before the last invalidation carries an older generation and counts as a miss.
+    entry, generation = _get_with_generation(key, endpoint)
+    if (
+        not refresh
+        and entry is not None
+        and entry.get("generation") == generation
+        and entry.get("expires_at", 0) > now
+    ):
+        CACHE_HITS.inc()
+        return entry["data"], CacheInfo("HIT", int(now - entry["stored_at"]))
     CACHE_MISSES.inc()
     data = compute()
     lifetime = ttl if ttl is not None else ttl_for(end_time, now)
-    _set(key, {"data": data, "stored_at": now, "expires_at": now + lifetime}, lifetime)
+    entry = {"data": data, "stored_at": now, "expires_at": now + lifetime, "generation": generation}
+    _set(key, entry, lifetime)
     return data, CacheInfo("MISS")
 
 
@@ -120,18 +126,20 @@ def _generation_key(endpoint: str) -> str:
     return f"response-generation:{endpoint}"
 
 
-def _generation(endpoint: str) -> int:
+def _get_with_generation(key: str, endpoint: str) -> tuple[dict[str, Any] | None, int]:
+    generation_key = _generation_key(endpoint)
     try:
-        return int(cache.get(_generation_key(endpoint)) or 0)
-    except Exception as exc:  # noqa: BLE001 - outage: keys still work, just unversioned
+        found = cache.get_many([key, generation_key])
+    except Exception as exc:  # noqa: BLE001 - any backend failure degrades to a miss
         CACHE_ERRORS.inc()
-        logger.warning("cache_unavailable", operation="generation", error=str(exc)[:200])
-        return 0
+        logger.warning("cache_unavailable", operation="get", error=str(exc)[:200])
+        return None, 0
+    return found.get(key), int(found.get(generation_key) or 0)
 
 
 def invalidate_endpoint(endpoint: str) -> None:
-    """Make every cached answer of one endpoint unreachable (e.g. blocking stats after a
-    rule change) by bumping its generation, which is part of each key; works on any cache
+    """Make every cached answer of one endpoint stale (e.g. blocking stats after a rule
+    change) by bumping its generation, which every entry records; works on any cache
     backend, and old entries simply expire."""
     key = _generation_key(endpoint)
     try:
@@ -143,15 +151,6 @@ def invalidate_endpoint(endpoint: str) -> None:
     except Exception as exc:  # noqa: BLE001 - a cache outage must not fail the write
         CACHE_ERRORS.inc()
         logger.warning("cache_invalidate_failed", endpoint=endpoint, error=str(exc)[:200])
-
-
-def _get(key: str) -> dict[str, Any] | None:
-    try:
-        return cache.get(key)
-    except Exception as exc:  # noqa: BLE001 - any backend failure degrades to a miss
-        CACHE_ERRORS.inc()
-        logger.warning("cache_unavailable", operation="get", error=str(exc)[:200])
-        return None
 
 
 def _set(key: str, value: dict[str, Any], ttl: int) -> None:

@@ -183,6 +183,9 @@ except Exception as exc:  # noqa: BLE001 - django-environ raises many types for 
 
 if not str(_default_db.get("ENGINE", "")).startswith("django.db.backends."):
     _fail("DATABASE_URL", "must be a postgres://, sqlite:/// or mysql:// URL")
+# Keep Django database connections open between requests (seconds), checked before reuse.
+_default_db.setdefault("CONN_MAX_AGE", _int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+_default_db.setdefault("CONN_HEALTH_CHECKS", True)
 if _default_db.get("ENGINE", "").endswith("sqlite3"):
     Path(_default_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 
@@ -262,6 +265,10 @@ API_THROTTLE_RATE = _rate("API_THROTTLE_RATE", "1200/min")
 API_ANON_THROTTLE_RATE = _rate("API_ANON_THROTTLE_RATE", "60/min")
 ANONYMIZE_IPS = _bool("ANONYMIZE_IPS", False)
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 90, minimum=1)
+# batched: audit rows are written by a background thread (analytics/audit_writer.py).
+AUDIT_WRITE_MODE = _choice("AUDIT_WRITE_MODE", "batched", ("batched", "sync"))
+AUDIT_FLUSH_SECONDS = _int("AUDIT_FLUSH_SECONDS", 1, minimum=1)
+AUDIT_BATCH_SIZE = _int("AUDIT_BATCH_SIZE", 200, minimum=1)
 BLOCKING_RULES_KEY_PREFIX = env.str(
     "BLOCKING_RULES_KEY_PREFIX", default="budmetrics:blocking_rules"
 ).strip()

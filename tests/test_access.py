@@ -266,3 +266,28 @@ def test_rate_limit_is_per_client(settings, api_client_factory, clickhouse):
     assert first.get(STATS_URL, WINDOW).status_code == 200
     assert first.get(STATS_URL, WINDOW).status_code == 429
     assert second.get(STATS_URL, WINDOW).status_code == 200
+
+
+@pytest.mark.django_db(databases=["default", "clickhouse"], transaction=True)
+def test_batched_audit_rows_are_written_off_the_request_path(superuser_client, settings):
+    import time as _time
+
+    from analytics.audit_writer import writer
+
+    settings.AUDIT_WRITE_MODE = "batched"
+    settings.AUDIT_FLUSH_SECONDS = 3600  # only a full batch or an explicit flush writes
+    settings.AUDIT_BATCH_SIZE = 3
+    writer.flush()
+    body = {"start_time": "2024-01-01T00:00:00Z", "end_time": "2024-01-02T00:00:00Z"}
+    for _ in range(2):
+        assert superuser_client.post("/gateway/analytics", body, format="json").status_code == 200
+    assert QueryAudit.objects.count() == 0
+    assert writer.pending() == 2
+    assert writer.flush() == 2
+    assert QueryAudit.objects.filter(endpoint="analytics", outcome="ok").count() == 2
+    for _ in range(3):  # a full batch wakes the writer thread
+        superuser_client.post("/gateway/analytics", body, format="json")
+    deadline = _time.monotonic() + 10
+    while QueryAudit.objects.count() < 5 and _time.monotonic() < deadline:
+        _time.sleep(0.05)
+    assert QueryAudit.objects.count() == 5
