@@ -93,21 +93,38 @@ def build_top_routes_sql(
     if route:
         conditions.add(f"{template_sql('path')} = {{route:String}}", route=route)
     order_column = ROUTE_ORDER_COLUMNS[order_by]
+    # Two stages: group the rows by raw (path, method) first (far fewer groups than rows),
+    # then template the distinct paths and re-aggregate, so the regexes run once per
+    # distinct path instead of once per row. Counts and sums add up exactly; the mean is
+    # sum / count (what avg computes); percentiles merge quantileExact states, which keep
+    # every value, so they stay exact.
     sql = f"""
 SELECT
     {route_sql} AS route,
     method,
-    {METRICS["total_requests"].sql} AS request_count,
-    {METRICS["error_count"].sql} AS error_count,
-    {METRICS["error_rate"].sql} AS error_rate,
-    {METRICS["avg_response_time"].sql} AS avg_response_time,
-    {METRICS["p95_response_time"].sql} AS p95_response_time,
-    {METRICS["p99_response_time"].sql} AS p99_response_time,
-    {METRICS["total_tokens"].sql} AS total_tokens,
+    sum(rows) AS request_count,
+    sum(errors) AS error_count,
+    if(request_count = 0, NULL, error_count / request_count) AS error_rate,
+    if(request_count = 0, NULL, sum(response_time_sum) / request_count) AS avg_response_time,
+    quantilesExactMerge(0.95, 0.99)(response_times) AS percentiles,
+    percentiles[1] AS p95_response_time,
+    percentiles[2] AS p99_response_time,
+    sum(tokens) AS total_tokens,
     sum(request_count) OVER () AS all_requests,
     count() OVER () AS all_routes
-FROM {TABLE}
-WHERE {conditions.sql()}
+FROM (
+    SELECT
+        path,
+        method,
+        {METRICS["total_requests"].sql} AS rows,
+        {METRICS["error_count"].sql} AS errors,
+        sum(toUInt64(response_time_ms)) AS response_time_sum,
+        quantilesExactState(0.95, 0.99)(response_time_ms) AS response_times,
+        {METRICS["total_tokens"].sql} AS tokens
+    FROM {TABLE}
+    WHERE {conditions.sql()}
+    GROUP BY path, method
+)
 GROUP BY route, method
 ORDER BY {order_column} DESC, route ASC, method ASC
 LIMIT {{limit:UInt32}}"""  # noqa: S608 - see module docstring
@@ -190,10 +207,24 @@ def _agent_value(info: AgentInfo, column: str) -> str | None:
 # --- Client analytics ---------------------------------------------------------------------
 
 
+# Per-client attributes counted by value: each is a (client_id, attribute) grouping set of
+# the first stage of the client query.
+_CLIENT_VALUE_COLUMNS = ("client_ip", "user_agent", "device_type", "browser", "os", "country_code")
+
+
+def _grouping_level(column: str) -> int:
+    """``grouping(<_CLIENT_VALUE_COLUMNS>)`` of the (client_id, ``column``) grouping set:
+    a set bit is a column not in the set (standard SQL)."""
+    width = len(_CLIENT_VALUE_COLUMNS)
+    return (2**width - 1) ^ (1 << (width - 1 - _CLIENT_VALUE_COLUMNS.index(column)))
+
+
 def _most_frequent(column: str) -> str:
-    """The most frequent non-empty value of ``column`` (a trusted column name) in the
-    group, exactly (a per-group count map, not topK's sketch); ties → the smallest value."""
-    counts = f"sumMapIf([{column}], [toUInt64(1)], {column} != '')"
+    """The most frequent non-empty value of ``column`` (a trusted column name) for the
+    client, exactly (a count map summed from the (client_id, column) groups, not topK's
+    sketch); ties → the smallest value."""
+    level = _grouping_level(column)
+    counts = f"sumMapIf([{column}], [rows], value_level = {level} AND {column} != '')"
     return f"arrayElement(({counts}).1, indexOf(({counts}).2, arrayMax(({counts}).2)))"
 
 
@@ -258,27 +289,50 @@ def build_client_analytics_sql(
     parameters and the WHERE conditions (for the empty-page summary)."""
     conditions = _client_conditions(window, search=search, agent_filters=agent_filters or {})
     order_column = CLIENT_ORDER_COLUMNS[order_by]
+    # Two stages: one scan groups the rows by (client_id, attribute) for each attribute
+    # (GROUPING SETS), far cheaper than building a count map per row; then one GROUP BY
+    # client_id sums the counts. Request metrics come from the (client_id, client_ip) sets,
+    # which together hold every row exactly once.
+    by_ip = _grouping_level("client_ip")
+    by_country = _grouping_level("country_code")
+    value_columns = ", ".join(_CLIENT_VALUE_COLUMNS)
+    grouping_sets = ", ".join(f"(client_id, {column})" for column in _CLIENT_VALUE_COLUMNS)
     sql = f"""
 SELECT
     client_id,
     {_most_frequent("client_ip")} AS top_client_ip,
-    {METRICS["total_requests"].sql} AS request_count,
-    {METRICS["error_count"].sql} AS error_count,
-    {METRICS["avg_response_time"].sql} AS avg_response_time,
-    {METRICS["total_tokens"].sql} AS total_tokens,
-    {METRICS["total_cost"].sql} AS total_cost,
-    max(timestamp) AS last_activity,
+    sumIf(rows, value_level = {by_ip}) AS request_count,
+    sumIf(errors, value_level = {by_ip}) AS error_count,
+    if(request_count = 0, NULL, sumIf(response_time_sum, value_level = {by_ip}) / request_count)
+        AS avg_response_time,
+    sumIf(tokens, value_level = {by_ip}) AS total_tokens,
+    sumIf(cost_sum, value_level = {by_ip}) AS total_cost,
+    max(last_seen) AS last_activity,
     {_most_frequent("user_agent")} AS top_user_agent,
     {_most_frequent("device_type")} AS top_device_type,
     {_most_frequent("browser")} AS top_browser,
     {_most_frequent("os")} AS top_os,
-    {METRICS["unique_ips"].sql} AS unique_ips,
-    arraySort(groupUniqArrayIf({MAX_COUNTRIES_PER_CLIENT})(country_code, country_code != ''))
-        AS countries,
+    uniqExactIf(client_ip, value_level = {by_ip} AND client_ip != '') AS unique_ips,
+    arraySort(groupUniqArrayIf({MAX_COUNTRIES_PER_CLIENT})(
+        country_code, value_level = {by_country} AND country_code != ''
+    )) AS countries,
     count() OVER () AS all_clients,
     sum(request_count) OVER () AS all_requests
-FROM {TABLE}
-WHERE {conditions.sql()}
+FROM (
+    SELECT
+        client_id,
+        {value_columns},
+        grouping({value_columns}) AS value_level,
+        {METRICS["total_requests"].sql} AS rows,
+        {METRICS["error_count"].sql} AS errors,
+        sum(toUInt64(response_time_ms)) AS response_time_sum,
+        {METRICS["total_tokens"].sql} AS tokens,
+        {METRICS["total_cost"].sql} AS cost_sum,
+        max(timestamp) AS last_seen
+    FROM {TABLE}
+    WHERE {conditions.sql()}
+    GROUP BY GROUPING SETS ({grouping_sets})
+)
 GROUP BY client_id
 ORDER BY {order_column} DESC, client_id ASC
 LIMIT {{page_size:UInt32}} OFFSET {{offset:UInt64}}"""  # noqa: S608 - see module docstring

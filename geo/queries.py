@@ -1,7 +1,8 @@
 """SQL for ``GET /gateway/geographical-stats``.
 
 One SELECT answers all three lists and the summary: ``GROUP BY GROUPING SETS`` computes
-the country, region and city groups plus the grand total in one scan; window functions
+the country, region and city groups plus the grand total from one scan (pre-grouped by
+place and client, see ``build_geo_stats_sql``); window functions
 over each grouping level rank the groups (``row_number`` for the per-list ``limit``) and
 count them, so ``summary`` and ``percent`` cover every matching row, not the returned
 top N. Rows without geo data form the ``''`` group of each level, shown as ``Unknown``.
@@ -48,6 +49,11 @@ def build_geo_stats_sql(
         conditions.add("country_code = {country_code:String}", country_code=country_code)
     order_column = GEO_ORDER_COLUMNS[order_by]
     has_coordinates = "latitude != 0 OR longitude != 0"
+    # Two stages: the scan groups rows by (country_code, region, city, client_id), a few
+    # thousand groups; GROUPING SETS then roll those up per level, so each level costs a
+    # pass over the small groups rather than over every row. Counts and sums add up
+    # exactly, means are sum / count, distinct users are counted over the grouped
+    # client_id, and the p95 merges quantileExact states (every value kept: still exact).
     sql = f"""
 SELECT *
 FROM (
@@ -56,14 +62,15 @@ FROM (
         country_code,
         region,
         city,
-        avgOrNullIf(latitude, {has_coordinates}) AS avg_latitude,
-        avgOrNullIf(longitude, {has_coordinates}) AS avg_longitude,
-        {METRICS["total_requests"].sql} AS request_count,
-        {METRICS["error_count"].sql} AS error_count,
-        {METRICS["error_rate"].sql} AS error_rate,
-        {METRICS["avg_response_time"].sql} AS avg_response_time,
-        {METRICS["p95_response_time"].sql} AS p95_response_time,
-        {METRICS["total_tokens"].sql} AS total_tokens,
+        if(sum(located) = 0, NULL, sum(latitude_sum) / sum(located)) AS avg_latitude,
+        if(sum(located) = 0, NULL, sum(longitude_sum) / sum(located)) AS avg_longitude,
+        sum(rows) AS request_count,
+        sum(errors) AS error_count,
+        if(request_count = 0, NULL, error_count / request_count) AS error_rate,
+        if(request_count = 0, NULL, sum(response_time_sum) / request_count)
+            AS avg_response_time,
+        quantileExactOrNullMerge(0.95)(response_times) AS p95_response_time,
+        sum(tokens) AS total_tokens,
         {METRICS["unique_users"].sql} AS unique_users,
         row_number() OVER (
             PARTITION BY geo_level
@@ -72,8 +79,24 @@ FROM (
         countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level) AS known_groups,
         sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)
             AS unknown_requests
-    FROM {TABLE}
-    WHERE {conditions.sql()}
+    FROM (
+        SELECT
+            country_code,
+            region,
+            city,
+            client_id,
+            countIf({has_coordinates}) AS located,
+            sumIf(toFloat64(latitude), {has_coordinates}) AS latitude_sum,
+            sumIf(toFloat64(longitude), {has_coordinates}) AS longitude_sum,
+            {METRICS["total_requests"].sql} AS rows,
+            {METRICS["error_count"].sql} AS errors,
+            sum(toUInt64(response_time_ms)) AS response_time_sum,
+            quantileExactOrNullState(0.95)(response_time_ms) AS response_times,
+            {METRICS["total_tokens"].sql} AS tokens
+        FROM {TABLE}
+        WHERE {conditions.sql()}
+        GROUP BY country_code, region, city, client_id
+    )
     GROUP BY GROUPING SETS (
         (country_code), (country_code, region), (country_code, region, city), ()
     )
