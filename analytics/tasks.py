@@ -10,6 +10,7 @@ import structlog
 from celery import shared_task
 from django.core.cache import cache
 
+from analytics import dashboards
 from analytics.access import audit_cleanup
 from analytics.saved_queries import SavedQuery, saved_queries_due, saved_query_refresh
 from budmetrics_site.errors import QueryTimeout, ServiceUnavailable
@@ -66,6 +67,18 @@ def refresh_due_saved_queries() -> int:
     for saved in due:
         refresh_saved_query.delay(str(saved.pk))
     return len(due)
+
+
+@shared_task(
+    name="analytics.warm_dashboards",
+    autoretry_for=(ServiceUnavailable, QueryTimeout),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=5,
+)
+def warm_dashboards() -> int:
+    """Recompute the default dashboard views of active projects whose window moved on."""
+    return len(dashboards.warm_dashboards())
 
 
 @shared_task(name="analytics.cleanup_audit")

@@ -235,6 +235,16 @@ else:
         }
     }
 
+# Default dashboard views (analytics/dashboards.py), kept warm per active project.
+DASHBOARD_REFRESH_INTERVAL = _int("DASHBOARD_REFRESH_INTERVAL", 300, minimum=0)
+if 0 < DASHBOARD_REFRESH_INTERVAL < 60:
+    _fail(
+        "DASHBOARD_REFRESH_INTERVAL",
+        f"must be 0 (off) or at least 60, got {DASHBOARD_REFRESH_INTERVAL}",
+    )
+DASHBOARD_ACTIVE_HOURS = _int("DASHBOARD_ACTIVE_HOURS", 24, minimum=1, maximum=24 * 90)
+DASHBOARD_MAX_PROJECTS = _int("DASHBOARD_MAX_PROJECTS", 100, minimum=1)
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = None

@@ -170,6 +170,7 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
         ("DATABASE_URL", "nonsense://x"),
         ("REDIS_URL", "http://127.0.0.1"),
         ("CLICKHOUSE_RETENTION_DAYS", "100000"),
+        ("DASHBOARD_REFRESH_INTERVAL", "30"),
     ],
 )
 def test_bad_setting_stops_start_up_with_one_line_naming_it(variable, value):

@@ -1,0 +1,175 @@
+"""Default dashboard views: the few views a project's dashboard opens on, answered per
+project and kept warm by Celery so that opening a dashboard is a cache hit.
+
+A view is a ``SavedQuery`` that is never stored: its endpoint, params and relative window
+plus ``project_ids=[project]``. Running it goes through ``saved_query_run``, so validation,
+project scope, audit and caching are exactly the endpoint's, and its window ends on a
+multiple of ``DASHBOARD_REFRESH_INTERVAL`` so every read inside one interval asks the same
+question. The warmer runs as the ``budmetrics-dashboard-warmer`` API client (all projects;
+inactive, so no key authenticates as it). The cache key holds only the project scope, not
+the caller, so any reader allowed on the project shares the warmed entry.
+
+"Active" projects are those with traffic in the last ``DASHBOARD_ACTIVE_HOURS`` hours (at
+most ``DASHBOARD_MAX_PROJECTS`` of them); each (project, view) is recomputed once per
+interval, just after its window moves on.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from django.core.cache import cache
+
+from analytics import cache as response_cache
+from analytics.access import ApiClient, ApiClientPrincipal
+from analytics.query import TABLE
+from analytics.saved_queries import RunOutcome, SavedQuery, saved_query_run
+from budmetrics_site.clickhouse.query import run_select
+
+logger = structlog.get_logger(__name__)
+
+WARMER_NAME = "budmetrics-dashboard-warmer"
+# A system query (no caller, so no tenant scope): it only lists which projects to warm.
+_ACTIVE_PROJECTS_SQL = (
+    f"SELECT DISTINCT project_id FROM {TABLE} "  # noqa: S608 - a constant table name
+    "WHERE timestamp >= {since:DateTime64(3, 'UTC')} "
+    "AND timestamp <= {until:DateTime64(3, 'UTC')} "
+    "ORDER BY project_id LIMIT {limit:UInt32}"
+)
+
+
+@dataclass(frozen=True)
+class DashboardView:
+    endpoint: str  # a key of saved_queries.ENDPOINTS
+    window: str  # a key of saved_queries.WINDOWS, relative
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+VIEWS: dict[str, DashboardView] = {
+    "overview": DashboardView(
+        "analytics",
+        "last_24h",
+        "Requests, errors, latency, tokens and cost over the last 24 hours, hourly.",
+        {
+            "time_bucket": "1h",
+            "metrics": [
+                "total_requests",
+                "error_rate",
+                "avg_response_time",
+                "p95_response_time",
+                "total_tokens",
+                "total_cost",
+            ],
+        },
+    ),
+    "geography": DashboardView(
+        "geographical-stats",
+        "last_7d",
+        "Top 10 countries, regions and cities of the last 7 days.",
+        {"limit": 10},
+    ),
+    "top-routes": DashboardView(
+        "top-routes", "last_7d", "The 10 busiest routes of the last 7 days.", {"limit": 10}
+    ),
+    "blocking": DashboardView(
+        "blocking-stats",
+        "last_24h",
+        "What was blocked in the last 24 hours, by IP, rule and reason.",
+        {"limit": 10},
+    ),
+}
+
+
+def view_query(name: str, project_id: uuid.UUID) -> SavedQuery:
+    """The view as an unsaved saved query scoped to one project."""
+    view = VIEWS[name]
+    return SavedQuery(
+        name=f"dashboard:{name}",
+        endpoint=view.endpoint,
+        params={**view.params, "project_ids": [str(project_id)]},
+        time_window=view.window,
+        refresh_interval=settings.DASHBOARD_REFRESH_INTERVAL,
+    )
+
+
+def run_view(
+    name: str, project_id: uuid.UUID, user: Any, *, refresh: bool = False, now: float | None = None
+) -> RunOutcome:
+    """Answer one dashboard view as ``user`` would get it from its endpoint."""
+    return saved_query_run(view_query(name, project_id), user, refresh=refresh, now=now)
+
+
+def warmer_principal() -> ApiClientPrincipal:
+    client = ApiClient.objects.filter(name=WARMER_NAME).first()
+    if client is None:
+        client = ApiClient(name=WARMER_NAME, all_projects=True, is_active=False)
+        client.set_new_key()  # never shown: the client is inactive and cannot log in
+        client.save()
+    return ApiClientPrincipal(client)
+
+
+def active_projects(now: float) -> list[uuid.UUID]:
+    """Projects with traffic in the last ``DASHBOARD_ACTIVE_HOURS`` hours."""
+    until = datetime.fromtimestamp(now, tz=UTC)
+    result = run_select(
+        _ACTIVE_PROJECTS_SQL,
+        {
+            "since": until - timedelta(hours=settings.DASHBOARD_ACTIVE_HOURS),
+            "until": until,
+            "limit": settings.DASHBOARD_MAX_PROJECTS,
+        },
+    )
+    return [uuid.UUID(str(row[0])) for row in result.rows]
+
+
+def _window_end(now: float) -> int:
+    step = max(60, settings.DASHBOARD_REFRESH_INTERVAL)
+    return math.floor(now / step) * step
+
+
+def _marker_key(name: str, project_id: uuid.UUID) -> str:
+    return f"dashboard-warmed:{project_id}:{name}"
+
+
+def warm_dashboards(now: float | None = None) -> list[tuple[uuid.UUID, str]]:
+    """Recompute every (active project, view) whose window has moved on since it was last
+    warmed; returns what was warmed. Idempotent within one interval."""
+    if not settings.DASHBOARD_REFRESH_INTERVAL or not settings.CACHE_ENABLED:
+        return []
+    current = now if now is not None else response_cache.clock()
+    window_end = _window_end(current)
+    pending = [(p, name) for p in active_projects(current) for name in VIEWS]
+    if not pending:
+        return []
+    markers = cache.get_many([_marker_key(name, p) for p, name in pending])
+    principal = warmer_principal()
+    warmed = []
+    for project_id, name in pending:
+        key = _marker_key(name, project_id)
+        if markers.get(key) == window_end:
+            continue
+        if not cache.add(f"lock:{key}", "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
+            continue  # another worker is warming it right now
+        try:
+            outcome = run_view(name, project_id, principal, refresh=True, now=current)
+            if outcome.status_code == 200:
+                cache.set(key, window_end, timeout=2 * max(60, settings.DASHBOARD_REFRESH_INTERVAL))
+                warmed.append((project_id, name))
+            else:
+                logger.warning(
+                    "dashboard_warm_failed",
+                    project_id=str(project_id),
+                    view=name,
+                    status=outcome.status_code,
+                )
+        finally:
+            cache.delete(f"lock:{key}")
+    logger.info("dashboards_warmed", count=len(warmed), window_end=window_end)
+    return warmed
