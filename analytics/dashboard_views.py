@@ -36,6 +36,7 @@ def describe_views() -> list[dict[str, object]]:
 
 class DashboardListView(APIView):
     @extend_schema(
+        operation_id="gateway_dashboards_list",
         summary="The default dashboard views",
         description="Each view is a fixed request to one data endpoint over a relative "
         "window; GET /gateway/dashboards/{view}?project_id=… answers it for one project.",
@@ -48,6 +49,7 @@ class DashboardListView(APIView):
 
 class DashboardView(APIView):
     @extend_schema(
+        operation_id="gateway_dashboards_view",
         summary="One default dashboard view of one project",
         description="Answers exactly as the view's endpoint would for you (your project "
         "access applies: 403 for a project you cannot read). The window ends on a multiple "
