@@ -28,8 +28,11 @@ from typing import Any
 
 import structlog
 from django.conf import settings
+from django.core.cache import cache
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
@@ -95,6 +98,8 @@ class ApiClient(models.Model):
 
     def set_new_key(self) -> str:
         """Replace the key (rotation); the caller saves. Returns the plaintext key."""
+        if self.key_prefix:
+            self._replaced_prefix = self.key_prefix  # forgotten by the cache on save
         prefix = secrets.token_hex(_PREFIX_BYTES)
         key = f"{KEY_PREFIX_MARKER}{prefix}_{secrets.token_urlsafe(_SECRET_BYTES)}"
         self.key_prefix = prefix
@@ -107,7 +112,11 @@ class ApiClient(models.Model):
         parts = key.split("_", 2)
         if len(parts) != 3 or f"{parts[0]}_" != KEY_PREFIX_MARKER or not parts[1]:
             return None
-        client = cls.objects.filter(key_prefix=parts[1], is_active=True).first()
+        client = _cache_get(_client_cache_key(parts[1]))
+        if client is None:
+            client = cls.objects.filter(key_prefix=parts[1], is_active=True).first()
+            if client is not None:
+                _cache_set(_client_cache_key(client.key_prefix), client)
         if client is None or not hmac.compare_digest(client.key_hash, _hash_key(key)):
             return None
         return client
@@ -119,6 +128,47 @@ class ApiClient(models.Model):
             return
         type(self).objects.filter(pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
+        _cache_set(_client_cache_key(self.key_prefix), self)
+
+    def forget_cached(self) -> None:
+        """Drop this client from the lookup cache (its current and any replaced prefix)."""
+        prefixes = {self.key_prefix, getattr(self, "_replaced_prefix", "")} - {""}
+        try:
+            cache.delete_many([_client_cache_key(p) for p in prefixes])
+        except Exception as exc:  # noqa: BLE001 - the entry expires by itself
+            logger.warning("api_client_cache_forget_failed", error=str(exc)[:200])
+
+
+# Key lookups are cached on the shared cache, so a hit costs no SQL. Saving or deleting a
+# client through Django (admin, API, ORM) forgets its entry at once, so deactivation and
+# rotation apply immediately; a change made behind Django's back (raw SQL, bulk update())
+# applies within API_CLIENT_CACHE_SECONDS.
+API_CLIENT_CACHE_SECONDS = 60
+
+
+def _client_cache_key(prefix: str) -> str:
+    return f"api-client:{prefix}"
+
+
+def _cache_get(key: str) -> Any:
+    try:
+        return cache.get(key)
+    except Exception as exc:  # noqa: BLE001 - an outage falls back to the database
+        logger.warning("cache_unavailable", operation="get", error=str(exc)[:200])
+        return None
+
+
+def _cache_set(key: str, value: Any) -> None:
+    try:
+        cache.set(key, value, timeout=API_CLIENT_CACHE_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the lookup still worked
+        logger.warning("cache_unavailable", operation="set", error=str(exc)[:200])
+
+
+@receiver(post_save, sender=ApiClient)
+@receiver(post_delete, sender=ApiClient)
+def _forget_cached_client(sender: type, instance: ApiClient, **kwargs: Any) -> None:
+    instance.forget_cached()
 
 
 class ProjectAccess(models.Model):
@@ -489,6 +539,8 @@ class ClientRateThrottle(SimpleRateThrottle):
         pass
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if getattr(request, "skip_throttle", False):  # set by saved_queries' dispatch only
+            return True
         user = getattr(request, "user", None)
         self.scope = "client" if user is not None and user.is_authenticated else "anon"
         self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)

@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.dashboards import VIEWS, run_view
-from analytics.saved_queries import ENDPOINTS
+from analytics.saved_queries import ENDPOINTS, run_response
 
 
 class DashboardViewQuerySerializer(serializers.Serializer):
@@ -68,7 +68,4 @@ class DashboardView(APIView):
         query = DashboardViewQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         outcome = run_view(view, query.validated_data["project_id"], request.user)
-        response = Response(outcome.body, status=outcome.status_code)
-        if outcome.cache_status:
-            response["X-Cache"] = outcome.cache_status
-        return response
+        return run_response(request, outcome)

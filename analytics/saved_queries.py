@@ -217,9 +217,14 @@ def _query_dict(params: dict[str, Any]) -> QueryDict:
 @dataclass
 class RunOutcome:
     status_code: int
-    body: dict[str, Any]
+    content: bytes  # the endpoint's JSON body, as it rendered it
     cache_status: str
     duration_ms: float
+    age_seconds: int = 0
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.content or b"{}")
 
 
 def saved_query_run(
@@ -249,6 +254,8 @@ def saved_query_run(
     )
     request._dont_enforce_csrf_checks = True
     request._force_auth_user = user  # DRF's forced authentication: the runner's identity
+    # Already throttled as the outer request (run, dashboard read), or a background job.
+    request.skip_throttle = True
     request.cache_refresh = refresh
     request.cache_ttl = saved.cache_ttl()
     started = time.perf_counter()
@@ -256,8 +263,24 @@ def saved_query_run(
     duration_ms = (time.perf_counter() - started) * 1000
     if hasattr(response, "render"):
         response.render()
-    body = json.loads(response.content or b"{}")
-    return RunOutcome(response.status_code, body, response.get("X-Cache", ""), duration_ms)
+    return RunOutcome(
+        response.status_code,
+        response.content,
+        response.get("X-Cache", ""),
+        duration_ms,
+        int(response.get("Age") or 0),
+    )
+
+
+def run_response(request: Any, outcome: RunOutcome) -> Any:
+    """A run's answer for the caller: the endpoint's bytes as they are (a large cached
+    body is neither parsed nor rendered again), with its status and cache headers."""
+    info = response_cache.CacheInfo(outcome.cache_status or "BYPASS", outcome.age_seconds)
+    response = response_cache.json_response(request, outcome.content, info)
+    response.status_code = outcome.status_code
+    if not outcome.cache_status:
+        del response["X-Cache"]
+    return response
 
 
 def saved_query_refresh(saved: SavedQuery, *, now: float | None = None) -> RunOutcome:

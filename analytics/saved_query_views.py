@@ -18,7 +18,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from analytics.access import ApiClientPrincipal
-from analytics.saved_queries import ENDPOINTS, WINDOWS, SavedQuery, saved_query_run
+from analytics.saved_queries import (
+    ENDPOINTS,
+    WINDOWS,
+    SavedQuery,
+    run_response,
+    saved_query_run,
+)
 
 
 class SavedQuerySerializer(serializers.ModelSerializer):
@@ -182,7 +188,4 @@ class SavedQueryViewSet(
         if not saved.can_run(request.user):
             raise PermissionDenied("This saved query is neither yours nor shared.")
         outcome = saved_query_run(saved, request.user)
-        response = Response(outcome.body, status=outcome.status_code)
-        if outcome.cache_status:
-            response["X-Cache"] = outcome.cache_status
-        return response
+        return run_response(request, outcome)

@@ -60,11 +60,15 @@ def _body(columns: list[tuple[str, str]]) -> str:
     return "(\n" + ",\n".join(lines) + "\n)"
 
 
+def _ttl(options: TableOptions) -> str:
+    return f"toDateTime(timestamp) + INTERVAL {int(options.retention_days)} DAY DELETE"
+
+
 def _tail(options: TableOptions) -> str:
     return (
         f"PARTITION BY {PARTITION_BY}\n"
         f"ORDER BY {ORDER_BY}\n"
-        f"TTL toDateTime(timestamp) + INTERVAL {int(options.retention_days)} DAY DELETE\n"
+        f"TTL {_ttl(options)}\n"
         "SETTINGS index_granularity = 8192"
     )
 
@@ -87,6 +91,18 @@ def create_table_statements(options: TableOptions, alias: str = "clickhouse") ->
         f"CREATE TABLE IF NOT EXISTS {db}.`{TABLE}` ON CLUSTER {cluster} "
         f"AS {db}.`{LOCAL_TABLE}`\n"
         f"ENGINE = Distributed({cluster}, {db}, `{LOCAL_TABLE}`, cityHash64(request_id))",
+    ]
+
+
+def retention_statements(options: TableOptions) -> list[str]:
+    """Set the table's TTL to ``retention_days`` (an existing table keeps the TTL it was
+    created with until this runs). On a cluster the TTL belongs to the local tables."""
+    db = f"`{options.database}`"
+    if not options.cluster:
+        return [f"ALTER TABLE {db}.`{TABLE}` MODIFY TTL {_ttl(options)}"]
+    return [
+        f"ALTER TABLE {db}.`{LOCAL_TABLE}` ON CLUSTER `{options.cluster}` "
+        f"MODIFY TTL {_ttl(options)}"
     ]
 
 

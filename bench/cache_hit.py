@@ -285,6 +285,31 @@ def floor_ms(api: Any, repeat: int) -> float:
     return statistics.median(samples)
 
 
+def dashboard_view_hits(api: Any, repeat: int) -> tuple[float, float, int, int]:
+    """Warm the default dashboard views as the Celery job does, then time reads of one
+    active project's ``overview`` view, each of which must be a HIT. Returns the read
+    median ms, the warm-up seconds, the views warmed and the active projects."""
+    from analytics import cache as response_cache
+    from analytics.dashboards import active_projects, warm_dashboards
+
+    now = response_cache.clock()
+    projects = active_projects(now)
+    if not projects:
+        raise SystemExit("no project has traffic in the last DASHBOARD_ACTIVE_HOURS")
+    started = time.perf_counter()
+    warmed = warm_dashboards(now)
+    warm_seconds = time.perf_counter() - started
+    url = f"/gateway/dashboards/overview?project_id={projects[0]}"
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = api.get(url)
+        samples.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200 or response["X-Cache"] != "HIT":
+            raise SystemExit(f"{url} answered {response.status_code} {response['X-Cache']}")
+    return statistics.median(samples), warm_seconds, len(warmed), len(projects)
+
+
 def profile_hits(api: Any, body: dict[str, Any], repeat: int, top: int) -> str:
     _call(api, body, "HIT")
     profiler = cProfile.Profile()
@@ -374,6 +399,7 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
     throttled_hit_ms, throttle_ms = hit_with_throttle(api, body, args.repeat)
     no_audit_ms = hit_without_audit(api, body, args.repeat)
     healthz_ms = floor_ms(api, args.repeat)
+    dashboard_ms, warm_seconds, views_warmed, active = dashboard_view_hits(api, args.repeat)
     disk_fsync_ms = fsync_ms(os.path.dirname(os.environ["CLICKHOUSE_EMBEDDED_PATH"]))
     commands, statements = round_trips(api, body)
     profile = profile_hits(api, body, args.repeat, args.profile_top) if args.profile else ""
@@ -418,6 +444,11 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
             f"{throttled_hit_ms:.2f} ms (throttle check {throttle_ms:.2f} ms)",
         ),
         ("HIT with record_query stubbed out (diagnostic: no audit)", f"{no_audit_ms:.2f} ms"),
+        (
+            "GET /gateway/dashboards/overview after warming (HIT)",
+            f"{dashboard_ms:.2f} ms (warming {views_warmed} views of {active} active "
+            f"projects took {warm_seconds:.1f} s)",
+        ),
         ("write + fsync 4 KiB in the temp dir (median of 50)", f"{disk_fsync_ms:.2f} ms"),
         ("Redis PING round trip (median of 200)", f"{ping_ms:.3f} ms"),
         (f"Redis commands of one HIT ({len(commands)})", ", ".join(commands)),

@@ -86,6 +86,46 @@ def test_inactive_client_key_is_401(api_client_factory, clickhouse):
     assert client.get(STATS_URL, WINDOW).status_code == 401
 
 
+def test_a_cached_key_lookup_runs_no_sql(api_client_factory):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    key = api_client_factory([P1]).api_key
+    with CaptureQueriesContext(connection) as first:
+        assert ApiClient.from_key(key) is not None
+    with CaptureQueriesContext(connection) as second:
+        assert ApiClient.from_key(key) is not None
+    assert len(first) == 1
+    assert len(second) == 0
+
+
+def test_deactivating_a_cached_client_applies_at_once(api_client_factory, clickhouse):
+    client = api_client_factory([P1])
+    assert client.get(STATS_URL, WINDOW).status_code == 200  # now cached
+    record = ApiClient.objects.get(pk=client.api_client.pk)
+    record.is_active = False
+    record.save()
+    assert client.get(STATS_URL, WINDOW).status_code == 401
+
+
+def test_rotating_a_cached_clients_key_stops_the_old_key_at_once(api_client_factory, clickhouse):
+    client = api_client_factory([P1])
+    assert client.get(STATS_URL, WINDOW).status_code == 200
+    record = ApiClient.objects.get(pk=client.api_client.pk)
+    new_key = record.set_new_key()
+    record.save(update_fields=["key_prefix", "key_hash"])
+    assert client.get(STATS_URL, WINDOW).status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {new_key}")
+    assert client.get(STATS_URL, WINDOW).status_code == 200
+
+
+def test_deleting_a_cached_client_applies_at_once(api_client_factory, clickhouse):
+    client = api_client_factory([P1])
+    assert client.get(STATS_URL, WINDOW).status_code == 200
+    ApiClient.objects.get(pk=client.api_client.pk).delete()
+    assert client.get(STATS_URL, WINDOW).status_code == 401
+
+
 def test_key_accepted_in_x_api_key_header(api_client_factory, clickhouse):
     bearer = api_client_factory([P1])
     client = APIClient()

@@ -160,3 +160,31 @@ def test_access_control_and_validation(rows, api_client_factory, anonymous_clien
     assert "overview" in unknown.json()["error"]["message"]
 
     assert anonymous_client.get(f"/gateway/dashboards/overview?project_id={P1}").status_code == 401
+
+
+def test_a_dashboard_read_counts_once_against_the_rate_limit(rows, settings, api_client_factory):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"client": "2/min", "anon": "2/min"},
+    }
+    reader = api_client_factory([P1])
+    url = f"/gateway/dashboards/top-routes?project_id={P1}"
+    assert [reader.get(url).status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_warming_is_not_throttled(rows, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"client": "1/min", "anon": "1/min"},
+    }
+    assert len(dashboards.warm_dashboards()) == 2 * len(dashboards.VIEWS)
+
+
+def test_a_read_passes_the_endpoints_answer_and_cache_headers_through(rows, superuser_client):
+    miss = superuser_client.get(f"/gateway/dashboards/geography?project_id={P1}")
+    hit = superuser_client.get(f"/gateway/dashboards/geography?project_id={P1}")
+    assert (miss["X-Cache"], hit["X-Cache"]) == ("MISS", "HIT")
+    assert "Age" in hit and "Age" not in miss
+    assert hit["Content-Type"] == "application/json"
+    assert hit.content == miss.content
+    assert hit.json()["data"]["countries"][0]["request_count"] == 4

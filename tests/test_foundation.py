@@ -3,6 +3,7 @@ ids, OpenAPI, and ClickHouse outages answered as JSON."""
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from django.test import override_settings
 
@@ -100,6 +102,47 @@ def test_table_engine_partition_sort_key_ttl_and_skip_indexes():
     assert indexes["idx_client_id"] == "bloom_filter"
     assert indexes["idx_country_code"] == "set"
     assert set(indexes) == {name for name, *_ in schema.SKIP_INDEXES}
+
+
+def _table_ddl() -> str:
+    database = connections["clickhouse"].settings_dict["NAME"]
+    return (
+        clickhouse_client()
+        .query(
+            "SELECT create_table_query FROM system.tables "
+            "WHERE database = {db:String} AND name = 'gateway_analytics'",
+            parameters={"db": database},
+        )
+        .result_rows[0][0]
+    )
+
+
+def test_apply_retention_changes_an_existing_tables_ttl(settings):
+    settings.CLICKHOUSE_RETENTION_DAYS = 30
+    out = io.StringIO()
+    try:
+        call_command("apply_retention", stdout=out)
+        assert "TTL toDateTime(timestamp) + toIntervalDay(30)" in _table_ddl()
+        assert "keeps 30 days" in out.getvalue()
+    finally:
+        settings.CLICKHOUSE_RETENTION_DAYS = 7300
+        call_command("apply_retention", stdout=io.StringIO())
+    assert "TTL toDateTime(timestamp) + toIntervalDay(7300)" in _table_ddl()
+
+
+def test_apply_retention_dry_run_and_cluster_statements(settings):
+    settings.CLICKHOUSE_RETENTION_DAYS = 45
+    out = io.StringIO()
+    call_command("apply_retention", "--dry-run", stdout=out)
+    assert "MODIFY TTL toDateTime(timestamp) + INTERVAL 45 DAY DELETE" in out.getvalue()
+    assert "toIntervalDay(7300)" in _table_ddl()  # a dry run changes nothing
+    (statement,) = schema.retention_statements(
+        schema.TableOptions(database="budmetrics", retention_days=10, cluster="prod")
+    )
+    assert statement == (
+        "ALTER TABLE `budmetrics`.`gateway_analytics_local` ON CLUSTER `prod` "
+        "MODIFY TTL toDateTime(timestamp) + INTERVAL 10 DAY DELETE"
+    )
 
 
 def test_cluster_setting_prints_replicated_table_and_distributed_front():
