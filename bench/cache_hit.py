@@ -162,7 +162,7 @@ def hit_breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str
     components = [
         (whole, None, None),
         ("  auth: ApiKeyAuthentication.authenticate", ApiKeyAuthentication, "authenticate"),
-        ("    ApiClient.from_key (SELECT by prefix + hash)", ApiClient, "from_key"),
+        ("    ApiClient.from_key (cached: Redis GET)", ApiClient, "from_key"),
         ("  throttle: ClientRateThrottle.allow_request", ClientRateThrottle, "allow_request"),
         ("  validation: serializer.is_valid", AnalyticsRequestSerializer, "is_valid"),
         ("  scope: resolve_project_scope", analytics.views, "resolve_project_scope"),
