@@ -18,6 +18,13 @@ from budmetrics_site.errors import QueryTimeout, ServiceUnavailable
 logger = structlog.get_logger(__name__)
 
 LOCK_SECONDS = 300
+# A dependency that is down (ClickHouse, Postgres) or slow: retry with back-off.
+RETRY_ON_DEPENDENCY_ERRORS: dict[str, Any] = {
+    "autoretry_for": (ServiceUnavailable, QueryTimeout),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
 
 
 def lock_key(saved_query_id: Any) -> str:
@@ -26,10 +33,7 @@ def lock_key(saved_query_id: Any) -> str:
 
 @shared_task(
     name="analytics.refresh_saved_query",
-    autoretry_for=(ServiceUnavailable, QueryTimeout),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
+    **RETRY_ON_DEPENDENCY_ERRORS,
 )
 def refresh_saved_query(saved_query_id: str) -> str:
     """Recompute one saved query into the cache. Returns "refreshed", "locked" (another
@@ -71,10 +75,7 @@ def refresh_due_saved_queries() -> int:
 
 @shared_task(
     name="analytics.warm_dashboards",
-    autoretry_for=(ServiceUnavailable, QueryTimeout),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=5,
+    **RETRY_ON_DEPENDENCY_ERRORS,
 )
 def warm_dashboards() -> int:
     """Recompute the default dashboard views of active projects whose window moved on."""
