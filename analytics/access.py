@@ -128,7 +128,9 @@ class ApiClient(models.Model):
             return
         type(self).objects.filter(pk=self.pk).update(last_used_at=now)
         self.last_used_at = now
-        _cache_set(_client_cache_key(self.key_prefix), self)
+        # Re-read on the next request rather than re-cache this copy, which could be
+        # outdated by a change saved meanwhile (deactivation, rotation).
+        self.forget_cached()
 
     def forget_cached(self) -> None:
         """Drop this client from the lookup cache (its current and any replaced prefix)."""
