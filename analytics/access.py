@@ -42,7 +42,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-from analytics.scope import ProjectScope
+from analytics.query.scope import ProjectScope
 
 logger = structlog.get_logger(__name__)
 

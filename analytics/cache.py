@@ -25,7 +25,7 @@ from django.http import HttpResponse
 from prometheus_client import Counter
 from rest_framework.response import Response
 
-from analytics.scope import ProjectScope
+from analytics.query.scope import ProjectScope
 
 logger = structlog.get_logger(__name__)
 

@@ -28,22 +28,12 @@ from django.core.cache import cache
 
 from analytics import cache as response_cache
 from analytics.access import ApiClient, ApiClientPrincipal
-from analytics.query import TABLE
+from analytics.query.system import active_project_ids
 from analytics.saved_queries import RunOutcome, SavedQuery, saved_query_run
-from budmetrics_site.clickhouse.query import run_select
 
 logger = structlog.get_logger(__name__)
 
 WARMER_NAME = "budmetrics-dashboard-warmer"
-# A system query (no caller, so no tenant scope): it only lists which projects to warm.
-_ACTIVE_PROJECTS_SQL = (
-    f"SELECT DISTINCT project_id FROM {TABLE} "  # noqa: S608 - a constant table name
-    "WHERE timestamp >= {since:DateTime64(3, 'UTC')} "
-    "AND timestamp <= {until:DateTime64(3, 'UTC')} "
-    "ORDER BY project_id LIMIT {limit:UInt32}"
-)
-
-
 @dataclass(frozen=True)
 class DashboardView:
     endpoint: str  # a key of saved_queries.ENDPOINTS
@@ -118,15 +108,8 @@ def warmer_principal() -> ApiClientPrincipal:
 def active_projects(now: float) -> list[uuid.UUID]:
     """Projects with traffic in the last ``DASHBOARD_ACTIVE_HOURS`` hours."""
     until = datetime.fromtimestamp(now, tz=UTC)
-    result = run_select(
-        _ACTIVE_PROJECTS_SQL,
-        {
-            "since": until - timedelta(hours=settings.DASHBOARD_ACTIVE_HOURS),
-            "until": until,
-            "limit": settings.DASHBOARD_MAX_PROJECTS,
-        },
-    )
-    return [uuid.UUID(str(row[0])) for row in result.rows]
+    since = until - timedelta(hours=settings.DASHBOARD_ACTIVE_HOURS)
+    return active_project_ids(since, until, settings.DASHBOARD_MAX_PROJECTS)
 
 
 def _window_end(now: float) -> int:

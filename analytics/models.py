@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from clickhouse_backend import models
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+from analytics.query.registry import TABLE, ZERO_UUID
 
 
 class GatewayAnalytics(models.ClickhouseModel):
@@ -48,12 +48,12 @@ class GatewayAnalytics(models.ClickhouseModel):
     response_size = models.UInt32Field(default=0)
     is_blocked = models.BoolField(default=False)
     block_reason = models.StringField(low_cardinality=True, default="")
-    block_rule_id = models.UUIDField(default=ZERO_UUID)
+    block_rule_id = models.UUIDField(default=str(ZERO_UUID))
     error_type = models.StringField(low_cardinality=True, default="")
 
     class Meta:
         managed = False
-        db_table = "gateway_analytics"
+        db_table = TABLE
         verbose_name = "gateway request"
         verbose_name_plural = "gateway requests"
 

@@ -13,7 +13,7 @@ from django.db import connections
 
 from analytics.models import GatewayAnalytics
 
-TABLE = GatewayAnalytics._meta.db_table
+TABLE = GatewayAnalytics._meta.db_table  # = analytics.query.registry.TABLE
 LOCAL_TABLE = f"{TABLE}_local"
 
 PARTITION_BY = "toYYYYMM(timestamp)"

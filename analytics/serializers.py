@@ -24,7 +24,7 @@ from analytics.query import (
     bucket_count,
     finest_fitting_bucket,
 )
-from analytics.registry import (
+from analytics.query.registry import (
     BUCKETS,
     DEFAULT_METRICS,
     DIMENSIONS,

@@ -1,7 +1,7 @@
 """SQL for ``GET /gateway/top-routes`` and ``GET /gateway/client-analytics``.
 
-Each endpoint is one SELECT over ``gateway_analytics`` built from the tenant guard
-(``base_conditions``), registry metric expressions and constant maps below; every user
+Each endpoint is one query tree over the caller's ``Rows`` (the printer adds the tenant
+guard), with registry metric expressions and the constant column sets below; every user
 value is a bound parameter. Totals for ``percent`` and ``summary`` come from window
 functions over the grouped rows, evaluated before ``LIMIT``, so they count every matching
 row rather than the returned top N, without a second scan.
@@ -20,10 +20,10 @@ from ua_parser import parse as parse_user_agent
 
 from analytics.access import present_ip
 from analytics.paths import template_sql
-from analytics.registry import METRICS
-from analytics.schema import TABLE
-from analytics.scope import Conditions, ProjectScope, base_conditions
-from budmetrics_site.clickhouse.query import run_select
+from analytics.query.registry import METRICS
+from analytics.query.runner import execute
+from analytics.query.scope import ProjectScope
+from analytics.query.tree import Condition, Rows, Select
 
 # order_by name → result column (all ranked highest first).
 ROUTE_ORDER_COLUMNS: dict[str, str] = {
@@ -59,20 +59,21 @@ class Window:
     model_ids: Sequence[uuid.UUID] = ()
     endpoint_ids: Sequence[uuid.UUID] = ()
 
-    def conditions(self) -> Conditions:
-        return base_conditions(
-            self.scope,
-            self.start,
-            self.end,
-            model_ids=self.model_ids,
-            endpoint_ids=self.endpoint_ids,
+    def rows(self, *conditions: Condition) -> Rows:
+        return Rows(
+            scope=self.scope,
+            start=self.start,
+            end=self.end,
+            model_ids=tuple(self.model_ids),
+            endpoint_ids=tuple(self.endpoint_ids),
+            conditions=conditions,
         )
 
 
 # --- Top routes ---------------------------------------------------------------------------
 
 
-def build_top_routes_sql(
+def top_routes_select(
     window: Window,
     *,
     limit: int,
@@ -81,60 +82,62 @@ def build_top_routes_sql(
     path: str | None = None,
     route: str | None = None,
     group_ids: bool = True,
-) -> tuple[str, dict[str, Any]]:
+) -> Select:
     """One GROUP BY (route template, method), ranked by ``order_by``; window totals give
     ``percent`` and the summary over all routes."""
-    route_sql = template_sql("path") if group_ids else "path"
-    conditions = window.conditions()
+    conditions = []
     if method:
-        conditions.add("method = {method:String}", method=method)
+        conditions.append(Condition.of("method = {method:String}", method=method))
     if path:
-        conditions.add("path = {raw_path:String}", raw_path=path)
+        conditions.append(Condition.of("path = {raw_path:String}", raw_path=path))
     if route:
-        conditions.add(f"{template_sql('path')} = {{route:String}}", route=route)
-    order_column = ROUTE_ORDER_COLUMNS[order_by]
+        conditions.append(Condition.of(f"{template_sql('path')} = {{route:String}}", route=route))
     # Two stages: group the rows by raw (path, method) first (far fewer groups than rows),
     # then template the distinct paths and re-aggregate, so the regexes run once per
     # distinct path instead of once per row. Counts and sums add up exactly; the mean is
     # sum / count (what avg computes); percentiles merge quantileExact states, which keep
     # every value, so they stay exact.
-    sql = f"""
-SELECT
-    {route_sql} AS route,
-    method,
-    sum(rows) AS request_count,
-    sum(errors) AS error_count,
-    if(request_count = 0, NULL, error_count / request_count) AS error_rate,
-    if(request_count = 0, NULL, sum(response_time_sum) / request_count) AS avg_response_time,
-    quantilesExactMerge(0.95, 0.99)(response_times) AS percentiles,
-    percentiles[1] AS p95_response_time,
-    percentiles[2] AS p99_response_time,
-    sum(tokens) AS total_tokens,
-    sum(request_count) OVER () AS all_requests,
-    count() OVER () AS all_routes
-FROM (
-    SELECT
-        path,
-        method,
-        {METRICS["total_requests"].sql} AS rows,
-        {METRICS["error_count"].sql} AS errors,
-        sum(toUInt64(response_time_ms)) AS response_time_sum,
-        quantilesExactState(0.95, 0.99)(response_time_ms) AS response_times,
-        {METRICS["total_tokens"].sql} AS tokens
-    FROM {TABLE}
-    WHERE {conditions.sql()}
-    GROUP BY path, method
-)
-GROUP BY route, method
-ORDER BY {order_column} DESC, route ASC, method ASC
-LIMIT {{limit:UInt32}}"""  # noqa: S608 - see module docstring
-    return sql, {**conditions.params, "limit": limit}
+    by_path = Select(
+        columns=(
+            ("path", ""),
+            ("method", ""),
+            (METRICS["total_requests"].sql, "rows"),
+            (METRICS["error_count"].sql, "errors"),
+            ("sum(toUInt64(response_time_ms))", "response_time_sum"),
+            ("quantilesExactState(0.95, 0.99)(response_time_ms)", "response_times"),
+            (METRICS["total_tokens"].sql, "tokens"),
+        ),
+        source=window.rows(*conditions),
+        group_by=("path", "method"),
+    )
+    return Select(
+        columns=(
+            (template_sql("path") if group_ids else "path", "route"),
+            ("method", ""),
+            ("sum(rows)", "request_count"),
+            ("sum(errors)", "error_count"),
+            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
+            (
+                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
+                "avg_response_time",
+            ),
+            ("quantilesExactMerge(0.95, 0.99)(response_times)", "percentiles"),
+            ("percentiles[1]", "p95_response_time"),
+            ("percentiles[2]", "p99_response_time"),
+            ("sum(tokens)", "total_tokens"),
+            ("sum(request_count) OVER ()", "all_requests"),
+            ("count() OVER ()", "all_routes"),
+        ),
+        source=by_path,
+        group_by=("route", "method"),
+        order_by=(f"{ROUTE_ORDER_COLUMNS[order_by]} DESC", "route ASC", "method ASC"),
+        limit=limit,
+    )
 
 
 def top_routes(window: Window, **options: Any) -> dict[str, Any]:
     """Routes ranked by ``order_by`` with their share of all matching requests."""
-    sql, params = build_top_routes_sql(window, **options)
-    rows = run_select(sql, params, max_rows=options["limit"]).dicts()
+    rows = execute(top_routes_select(window, **options), max_rows=options["limit"]).dicts()
     total_requests = int(rows[0]["all_requests"]) if rows else 0
     routes = [
         {
@@ -228,42 +231,45 @@ def _most_frequent(column: str) -> str:
     return f"arrayElement(({counts}).1, indexOf(({counts}).2, arrayMax(({counts}).2)))"
 
 
-def _client_conditions(
+def _client_rows(
     window: Window,
     *,
     search: str | None,
     agent_filters: dict[str, str],
-) -> Conditions:
+) -> Rows:
     """Rows of identified clients matching the search and device/browser/os filters. A
     filter matches the stored field case-insensitively, or, where the gateway stored
     nothing, the value ua-parser reads from the row's user agent."""
-    conditions = window.conditions()
-    conditions.add("client_id != ''")
+    conditions = [Condition("client_id != ''")]
     if search:
-        conditions.add("positionCaseInsensitiveUTF8(client_id, {search:String}) > 0", search=search)
+        found = "positionCaseInsensitiveUTF8(client_id, {search:String}) > 0"
+        conditions.append(Condition.of(found, search=search))
+    rows = window.rows(*conditions)
     if not agent_filters:
-        return conditions
-    matching = _user_agents_matching(conditions, agent_filters)
-    for column, value in agent_filters.items():
-        conditions.add(
-            f"lowerUTF8({column}) = lowerUTF8({{{column}:String}})"
-            f" OR ({column} = '' AND user_agent IN {{{column}_agents:Array(String)}})",
-            **{column: value, f"{column}_agents": matching[column]},
+        return rows
+    matching = _user_agents_matching(rows, agent_filters)
+    return rows.narrowed(
+        *(
+            Condition.of(
+                f"lowerUTF8({column}) = lowerUTF8({{{column}:String}})"
+                f" OR ({column} = '' AND user_agent IN {{{column}_agents:Array(String)}})",
+                **{column: value, f"{column}_agents": matching[column]},
+            )
+            for column, value in agent_filters.items()
         )
-    return conditions
+    )
 
 
-def _user_agents_matching(
-    conditions: Conditions, agent_filters: dict[str, str]
-) -> dict[str, list[str]]:
+def _user_agents_matching(rows: Rows, agent_filters: dict[str, str]) -> dict[str, list[str]]:
     """For each filter, the distinct user agents (of rows lacking that stored field) whose
     parsed value equals the filter value."""
     empty_any = " OR ".join(f"{column} = ''" for column in agent_filters)
-    where = f"{conditions.sql()} AND ({empty_any}) AND user_agent != ''"
-    sql = f"SELECT DISTINCT user_agent FROM {TABLE} WHERE {where}"  # noqa: S608
-    agents = [
-        row[0] for row in run_select(sql, conditions.params, max_rows=MAX_PARSED_USER_AGENTS).rows
-    ]
+    select = Select(
+        columns=(("user_agent", ""),),
+        source=rows.narrowed(Condition(f"({empty_any}) AND user_agent != ''")),
+        distinct=True,
+    )
+    agents = [row[0] for row in execute(select, max_rows=MAX_PARSED_USER_AGENTS).rows]
     matching: dict[str, list[str]] = {column: [] for column in agent_filters}
     for agent in agents:
         info = parse_agent(agent)
@@ -274,7 +280,7 @@ def _user_agents_matching(
     return matching
 
 
-def build_client_analytics_sql(
+def client_analytics_select(
     window: Window,
     *,
     limit: int,
@@ -282,13 +288,12 @@ def build_client_analytics_sql(
     order_by: str,
     search: str | None = None,
     agent_filters: dict[str, str] | None = None,
-) -> tuple[str, dict[str, Any], Conditions]:
+) -> tuple[Select, Rows]:
     """One GROUP BY client_id page (``limit + 1`` rows to know whether there is more),
     with window totals for the summary. Device/browser/os filters may first read the
-    distinct user agents to parse (see ``_client_conditions``). Returns the SQL, its
-    parameters and the WHERE conditions (for the empty-page summary)."""
-    conditions = _client_conditions(window, search=search, agent_filters=agent_filters or {})
-    order_column = CLIENT_ORDER_COLUMNS[order_by]
+    distinct user agents to parse (see ``_client_rows``). Returns the page query and the
+    rows it reads (for the empty-page summary)."""
+    rows = _client_rows(window, search=search, agent_filters=agent_filters or {})
     # Two stages: one scan groups the rows by (client_id, attribute) for each attribute
     # (GROUPING SETS), far cheaper than building a count map per row; then one GROUP BY
     # client_id sums the counts. Request metrics come from the (client_id, client_ip) sets,
@@ -296,54 +301,62 @@ def build_client_analytics_sql(
     by_ip = _grouping_level("client_ip")
     by_country = _grouping_level("country_code")
     value_columns = ", ".join(_CLIENT_VALUE_COLUMNS)
-    grouping_sets = ", ".join(f"(client_id, {column})" for column in _CLIENT_VALUE_COLUMNS)
-    sql = f"""
-SELECT
-    client_id,
-    {_most_frequent("client_ip")} AS top_client_ip,
-    sumIf(rows, value_level = {by_ip}) AS request_count,
-    sumIf(errors, value_level = {by_ip}) AS error_count,
-    if(request_count = 0, NULL, sumIf(response_time_sum, value_level = {by_ip}) / request_count)
-        AS avg_response_time,
-    sumIf(tokens, value_level = {by_ip}) AS total_tokens,
-    sumIf(cost_sum, value_level = {by_ip}) AS total_cost,
-    max(last_seen) AS last_activity,
-    {_most_frequent("user_agent")} AS top_user_agent,
-    {_most_frequent("device_type")} AS top_device_type,
-    {_most_frequent("browser")} AS top_browser,
-    {_most_frequent("os")} AS top_os,
-    uniqExactIf(client_ip, value_level = {by_ip} AND client_ip != '') AS unique_ips,
-    arraySort(groupUniqArrayIf({MAX_COUNTRIES_PER_CLIENT})(
-        country_code, value_level = {by_country} AND country_code != ''
-    )) AS countries,
-    count() OVER () AS all_clients,
-    sum(request_count) OVER () AS all_requests
-FROM (
-    SELECT
-        client_id,
-        {value_columns},
-        grouping({value_columns}) AS value_level,
-        {METRICS["total_requests"].sql} AS rows,
-        {METRICS["error_count"].sql} AS errors,
-        sum(toUInt64(response_time_ms)) AS response_time_sum,
-        {METRICS["total_tokens"].sql} AS tokens,
-        {METRICS["total_cost"].sql} AS cost_sum,
-        max(timestamp) AS last_seen
-    FROM {TABLE}
-    WHERE {conditions.sql()}
-    GROUP BY GROUPING SETS ({grouping_sets})
-)
-GROUP BY client_id
-ORDER BY {order_column} DESC, client_id ASC
-LIMIT {{page_size:UInt32}} OFFSET {{offset:UInt64}}"""  # noqa: S608 - see module docstring
-    return sql, {**conditions.params, "page_size": limit + 1, "offset": offset}, conditions
+    by_value = Select(
+        columns=(
+            ("client_id", ""),
+            *((column, "") for column in _CLIENT_VALUE_COLUMNS),
+            (f"grouping({value_columns})", "value_level"),
+            (METRICS["total_requests"].sql, "rows"),
+            (METRICS["error_count"].sql, "errors"),
+            ("sum(toUInt64(response_time_ms))", "response_time_sum"),
+            (METRICS["total_tokens"].sql, "tokens"),
+            (METRICS["total_cost"].sql, "cost_sum"),
+            ("max(timestamp)", "last_seen"),
+        ),
+        source=rows,
+        grouping_sets=tuple(("client_id", column) for column in _CLIENT_VALUE_COLUMNS),
+    )
+    page = Select(
+        columns=(
+            ("client_id", ""),
+            (_most_frequent("client_ip"), "top_client_ip"),
+            (f"sumIf(rows, value_level = {by_ip})", "request_count"),
+            (f"sumIf(errors, value_level = {by_ip})", "error_count"),
+            (
+                "if(request_count = 0, NULL,"
+                f" sumIf(response_time_sum, value_level = {by_ip}) / request_count)",
+                "avg_response_time",
+            ),
+            (f"sumIf(tokens, value_level = {by_ip})", "total_tokens"),
+            (f"sumIf(cost_sum, value_level = {by_ip})", "total_cost"),
+            ("max(last_seen)", "last_activity"),
+            (_most_frequent("user_agent"), "top_user_agent"),
+            (_most_frequent("device_type"), "top_device_type"),
+            (_most_frequent("browser"), "top_browser"),
+            (_most_frequent("os"), "top_os"),
+            (f"uniqExactIf(client_ip, value_level = {by_ip} AND client_ip != '')", "unique_ips"),
+            (
+                f"arraySort(groupUniqArrayIf({MAX_COUNTRIES_PER_CLIENT})(country_code,"
+                f" value_level = {by_country} AND country_code != ''))",
+                "countries",
+            ),
+            ("count() OVER ()", "all_clients"),
+            ("sum(request_count) OVER ()", "all_requests"),
+        ),
+        source=by_value,
+        group_by=("client_id",),
+        order_by=(f"{CLIENT_ORDER_COLUMNS[order_by]} DESC", "client_id ASC"),
+        limit=limit + 1,
+        offset=offset,
+    )
+    return page, rows
 
 
-def _client_summary(conditions: Conditions) -> tuple[int, int]:
+def _client_summary(rows: Rows) -> tuple[int, int]:
     """Totals when the page itself is empty (an offset past the end), so window totals are
     not available."""
-    sql = f"SELECT uniqExact(client_id), count() FROM {TABLE} WHERE {conditions.sql()}"  # noqa: S608
-    clients, requests = run_select(sql, conditions.params, max_rows=1).rows[0]
+    select = Select(columns=(("uniqExact(client_id)", ""), ("count()", "")), source=rows)
+    clients, requests = execute(select, max_rows=1).rows[0]
     return int(clients), int(requests)
 
 
@@ -379,7 +392,7 @@ def client_analytics(
 ) -> dict[str, Any]:
     """A page of clients (API keys) ranked by ``order_by`` (ties by client_id, so pages
     never overlap or skip), with totals over every matching client."""
-    sql, params, conditions = build_client_analytics_sql(
+    page, matching_rows = client_analytics_select(
         window,
         limit=limit,
         offset=offset,
@@ -387,13 +400,13 @@ def client_analytics(
         search=search,
         agent_filters=agent_filters,
     )
-    rows = run_select(sql, params, max_rows=limit + 1).dicts()
+    rows = execute(page, max_rows=limit + 1).dicts()
     has_more = len(rows) > limit
     rows = rows[:limit]
     if rows:
         total_clients, total_requests = int(rows[0]["all_clients"]), int(rows[0]["all_requests"])
     elif offset:
-        total_clients, total_requests = _client_summary(conditions)
+        total_clients, total_requests = _client_summary(matching_rows)
     else:
         total_clients, total_requests = 0, 0
     return {

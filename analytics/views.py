@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from analytics.access import AuditedQueryMixin, resolve_project_scope
 from analytics.cache import cached_for_request, encode, json_response
 from analytics.query import AnalyticsQuery, run_analytics
-from analytics.registry import (
+from analytics.query.registry import (
     AUTO_BUCKET_POINT_BUDGET,
     BUCKETS,
     DEFAULT_METRICS,

@@ -108,7 +108,7 @@ def _silence_console_logs() -> None:
 def _analytics_query(body: dict[str, Any]) -> Any:
     """The ``AnalyticsQuery`` the view builds for ``body`` as a superuser (all projects)."""
     from analytics.query import AnalyticsQuery
-    from analytics.scope import ProjectScope
+    from analytics.query.scope import ProjectScope
     from analytics.serializers import AnalyticsRequestSerializer, pop_project_filter
 
     serializer = AnalyticsRequestSerializer(data=pop_project_filter(dict(body)))
@@ -124,26 +124,31 @@ def direct_statements(query: Any) -> list[tuple[str, str, dict[str, Any], dict[s
     ``query``, in order. The ranking runs once here so the main query gets its groups."""
     from django.conf import settings
 
-    from analytics.query import print_bucket_list, print_main, print_ranking, print_summary
-    from budmetrics_site.clickhouse.query import read_settings, run_select
+    from analytics.query.planner import plan
+    from analytics.query.printer import print_plan
+    from analytics.query.series import bucket_list, main_select, ranking_select, summary_select
+    from budmetrics_site.clickhouse.client import get_client, read_settings
+
+    def printed(tree: Any) -> Any:
+        return print_plan(plan(tree))
 
     statements = []
     top_groups = None
     if query.top_n and query.group_by:
-        ranking = print_ranking(query)
+        ranking = printed(ranking_select(query))
         statements.append(("ranking", ranking.sql, ranking.params, read_settings()))
-        rows = run_select(ranking.sql, ranking.params).rows
+        rows = get_client().query(ranking.sql, parameters=ranking.params).result_rows
         ranked = [tuple(str(v) for v in row[: len(query.group_by)]) for row in rows]
         top_groups = ranked[: query.top_n]
-    main = print_main(query, top_groups)
+    main = printed(main_select(query, top_groups))
     limit = settings.MAX_RESULT_SIZE
     statements.append(("main", main.sql, main.params, read_settings(limit * 2 + 2)))
     if query.fill_gaps:
-        buckets = print_bucket_list(query)
+        buckets = printed(bucket_list(query))
         statements.append(("bucket list", buckets.sql, buckets.params, read_settings()))
     if query.compare_previous:
         span = query.end - query.start
-        previous = print_summary(query, query.start - span, query.start)
+        previous = printed(summary_select(query, query.start - span, query.start))
         statements.append(("previous", previous.sql, previous.params, read_settings()))
     return statements
 
@@ -154,7 +159,7 @@ def _run_direct(client: Any, statements: list) -> tuple[float, dict[str, float]]
     for name, sql, params, query_settings in statements:
         started = time.perf_counter()
         result = client.query(sql, parameters=params, settings=query_settings)
-        result.result_rows  # noqa: B018 - the rows, as run_select reads them
+        result.result_rows  # noqa: B018 - the rows, as the runner reads them
         per_statement[name] = (time.perf_counter() - started) * 1000
     return sum(per_statement.values()), per_statement
 
@@ -267,7 +272,7 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
     from rest_framework.renderers import JSONRenderer
 
     import analytics.access
-    import analytics.query
+    import analytics.query.runner
     import analytics.views
     from analytics.serializers import AnalyticsRequestSerializer
 
@@ -276,7 +281,7 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
         ("whole call (test client)", None, None),
         ("  view: serializer.is_valid", AnalyticsRequestSerializer, "is_valid"),
         ("  view: run_analytics", analytics.views, "run_analytics"),
-        ("    run_select (driver + engine)", analytics.query, "run_select"),
+        ("    runner.run (driver + engine)", analytics.query.runner, "run"),
         ("  audit: record_query (DB insert + log)", analytics.access, "record_query"),
         ("  JSONRenderer.render", JSONRenderer, "render"),
     ]
@@ -296,8 +301,8 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
         timers.restore()
     medians = {label: statistics.median(timers.samples[label]) for label in labels}
     rows = [(label, medians[label]) for label in labels]
-    assembly = medians["  view: run_analytics"] - medians["    run_select (driver + engine)"]
-    rows.insert(4, ("    Python assembly (run_analytics - run_select)", assembly))
+    assembly = medians["  view: run_analytics"] - medians["    runner.run (driver + engine)"]
+    rows.insert(4, ("    Python assembly (run_analytics - runner.run)", assembly))
     accounted = sum(
         medians[label]
         for label in labels[1:]
@@ -373,7 +378,7 @@ def _run(args: argparse.Namespace) -> int:
     from rest_framework.test import APIClient
 
     from analytics.traffic import table_row_count
-    from budmetrics_site.clickhouse.query import get_client
+    from budmetrics_site.clickhouse.client import get_client
 
     call_command("migrate", verbosity=0)
     call_command("migrate", database="clickhouse", verbosity=0)

@@ -365,7 +365,7 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
 
     from analytics.access import ApiClient
     from analytics.traffic import table_row_count
-    from budmetrics_site.clickhouse.query import get_client
+    from budmetrics_site.clickhouse.client import get_client
 
     redis_version, ping_ms = _check_redis()
     call_command("migrate", verbosity=0)

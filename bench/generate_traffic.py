@@ -38,7 +38,7 @@ def main() -> int:
         from django.core.management import call_command
 
         from analytics.traffic import TrafficSpec, table_row_count, traffic_generate
-        from budmetrics_site.clickhouse.query import get_client
+        from budmetrics_site.clickhouse.client import get_client
 
         call_command("migrate", database="clickhouse", verbosity=0)
         client = get_client()

@@ -9,7 +9,7 @@ over the whole 30-day range measures, after one warm-up, the median latency of
 * the API through DRF's test client as a force-authenticated superuser (the whole Django
   stack: auth, validation, scope, query, shaping, response serializer, audit row, JSON);
 * the very SQL statement(s) that request runs, printed by the same builders with the same
-  parameters, sent through ``run_select`` (same settings and row conversion).
+  parameters, sent through the runner (same settings and row conversion).
 
 API and SQL samples are interleaved so drift affects both. Target: API <= 1.3 x SQL. The
 response cache is off for these samples (each answer must say ``X-Cache: BYPASS``); a last
@@ -67,18 +67,20 @@ def _iso(value: datetime) -> str:
 
 def _cases(start: datetime, end: datetime) -> list[dict[str, Any]]:
     """(name, url, query params, direct-SQL runner) per endpoint, as a superuser sees it."""
-    from analytics.scope import ProjectScope
+    from analytics.query.planner import plan
+    from analytics.query.printer import print_plan
+    from analytics.query.runner import run
+    from analytics.query.scope import ProjectScope
     from analytics.traffic_queries import (
         Window,
-        build_client_analytics_sql,
-        build_top_routes_sql,
+        client_analytics_select,
+        top_routes_select,
     )
     from analytics.traffic_serializers import (
         ClientAnalyticsQuerySerializer,
         TopRoutesQuerySerializer,
     )
-    from budmetrics_site.clickhouse.query import run_select
-    from geo.queries import build_geo_stats_sql
+    from geo.queries import geo_stats_select
     from geo.serializers import GeoStatsQuerySerializer
 
     window_params = {"start_time": _iso(start), "end_time": _iso(end)}
@@ -92,20 +94,25 @@ def _cases(start: datetime, end: datetime) -> list[dict[str, Any]]:
 
     def geo_sql(params: dict[str, str]) -> Callable[[], Any]:
         data, window = validated(GeoStatsQuerySerializer, params)
-        sql, bound = build_geo_stats_sql(window, limit=data["limit"], order_by=data["order_by"])
-        return lambda: run_select(sql, bound, max_rows=3 * data["limit"] + 1)
+        printed = print_plan(
+            plan(geo_stats_select(window, limit=data["limit"], order_by=data["order_by"]))
+        )
+        return lambda: run(printed, max_rows=3 * data["limit"] + 1)
 
     def routes_sql(params: dict[str, str]) -> Callable[[], Any]:
         data, window = validated(TopRoutesQuerySerializer, params)
-        sql, bound = build_top_routes_sql(window, limit=data["limit"], order_by=data["order_by"])
-        return lambda: run_select(sql, bound, max_rows=data["limit"])
+        printed = print_plan(
+            plan(top_routes_select(window, limit=data["limit"], order_by=data["order_by"]))
+        )
+        return lambda: run(printed, max_rows=data["limit"])
 
     def clients_sql(params: dict[str, str]) -> Callable[[], Any]:
         data, window = validated(ClientAnalyticsQuerySerializer, params)
-        sql, bound, _ = build_client_analytics_sql(
+        page, _ = client_analytics_select(
             window, limit=data["limit"], offset=data["offset"], order_by=data["order_by"]
         )
-        return lambda: run_select(sql, bound, max_rows=data["limit"] + 1)
+        printed = print_plan(plan(page))
+        return lambda: run(printed, max_rows=data["limit"] + 1)
 
     return [
         {"name": "geographical-stats", "url": "/gateway/geographical-stats",

@@ -198,7 +198,9 @@ class BlockReasonSerializer(serializers.Serializer):
 
 
 class BlockingTimePointSerializer(serializers.Serializer):
-    timestamp = FlexibleDateTimeField()
+    timestamp = serializers.CharField(
+        help_text="Bucket start, ISO 8601 in the request's timezone (Z for UTC)."
+    )
     blocked_requests = serializers.IntegerField()
     total_requests = serializers.IntegerField()
 

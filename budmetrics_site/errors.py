@@ -12,31 +12,47 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from budmetrics_site import exceptions as domain
+
 logger = structlog.get_logger(__name__)
 
 
-class ServiceUnavailable(exceptions.APIException):
+class ServiceUnavailableAPIError(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "A service BudMetrics depends on is unavailable; try again shortly."
+    default_detail = domain.ServiceUnavailableError.default_message
     default_code = "service_unavailable"
 
 
-class QueryTimeout(exceptions.APIException):
+class QueryTimeoutAPIError(exceptions.APIException):
     status_code = status.HTTP_504_GATEWAY_TIMEOUT
-    default_detail = (
-        "The query took longer than the time limit. Narrow it: a shorter time range, a "
-        "coarser time_bucket, fewer group_by dimensions or more filters."
-    )
+    default_detail = domain.QueryTimeoutError.default_message
     default_code = "query_timeout"
 
 
-class QueryTooLarge(exceptions.APIException):
+class QueryTooLargeAPIError(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    default_detail = (
-        "The query needed more memory or rows than allowed. Narrow it: a shorter time "
-        "range, a coarser time_bucket, fewer group_by dimensions or more filters."
-    )
+    default_detail = domain.QueryTooLargeError.default_message
     default_code = "query_too_large"
+
+
+def to_api_exception(exc: Exception) -> Exception:
+    """The HTTP form of a domain error from the query layer (any other exception as is):
+    the one mapping of query-layer failures to statuses."""
+    if isinstance(exc, domain.QueryTimeoutError):
+        return QueryTimeoutAPIError(exc.message)
+    if isinstance(exc, domain.DependencyError):
+        return ServiceUnavailableAPIError(exc.message)
+    if isinstance(exc, domain.QueryTooLargeError):
+        return QueryTooLargeAPIError(exc.message)
+    if isinstance(exc, domain.ResultTooLargeError):
+        return exceptions.ValidationError({exc.field: [exc.message]})
+    return exc
+
+
+# The domain names, for code that raises or retries on them.
+ServiceUnavailable = domain.ServiceUnavailableError
+QueryTimeout = domain.QueryTimeoutError
+QueryTooLarge = domain.QueryTooLargeError
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -64,6 +80,7 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    exc = to_api_exception(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

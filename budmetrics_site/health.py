@@ -10,7 +10,7 @@ from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from budmetrics_site.clickhouse.query import get_client
+from budmetrics_site.clickhouse.client import get_client
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

@@ -314,11 +314,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    # Enum names for the registry-fed choice sets (analytics.registry), so every endpoint's
+    # Enum names for the registry-fed choice sets (analytics.query.registry), so every endpoint's
     # metric and dimension lists share one named component.
     "ENUM_NAME_OVERRIDES": {
-        "AnalyticsMetricEnum": "analytics.registry.METRIC_CHOICES",
-        "AnalyticsDimensionEnum": "analytics.registry.DIMENSION_CHOICES",
+        "AnalyticsMetricEnum": "analytics.query.registry.METRIC_CHOICES",
+        "AnalyticsDimensionEnum": "analytics.query.registry.DIMENSION_CHOICES",
         "RouteOrderByEnum": "analytics.traffic_serializers.ROUTE_ORDER_BY",
         "ClientOrderByEnum": "analytics.traffic_serializers.CLIENT_ORDER_BY",
         "GeoOrderByEnum": "geo.serializers.GEO_ORDER_BY",

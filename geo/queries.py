@@ -2,7 +2,7 @@
 
 One SELECT answers all three lists and the summary: ``GROUP BY GROUPING SETS`` computes
 the country, region and city groups plus the grand total from one scan (pre-grouped by
-place and client, see ``build_geo_stats_sql``); window functions
+place and client, see ``geo_stats_select``); window functions
 over each grouping level rank the groups (``row_number`` for the per-list ``limit``) and
 count them, so ``summary`` and ``percent`` cover every matching row, not the returned
 top N. Rows without geo data form the ``''`` group of each level, shown as ``Unknown``.
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.registry import METRICS
-from analytics.schema import TABLE
+from analytics.query.registry import METRICS
+from analytics.query.runner import execute
+from analytics.query.tree import Condition, Select
 from analytics.traffic_queries import Window
-from budmetrics_site.clickhouse.query import run_select
 from geo.names import UNKNOWN, country_name, region_name
 
 # grouping(country_code, region, city): bit set = column not in the grouping set
@@ -40,13 +40,15 @@ _UNKNOWN_AT_LEVEL = (
 )
 
 
-def build_geo_stats_sql(
+def geo_stats_select(
     window: Window, *, limit: int, order_by: str, country_code: str | None = None
-) -> tuple[str, dict[str, Any]]:
+) -> Select:
     """Country, region, city and total groups, the top ``limit`` of each level."""
-    conditions = window.conditions()
+    conditions = ()
     if country_code:
-        conditions.add("country_code = {country_code:String}", country_code=country_code)
+        conditions = (
+            Condition.of("country_code = {country_code:String}", country_code=country_code),
+        )
     order_column = GEO_ORDER_COLUMNS[order_by]
     has_coordinates = "latitude != 0 OR longitude != 0"
     # Two stages: the scan groups rows by (country_code, region, city, client_id), a few
@@ -54,56 +56,67 @@ def build_geo_stats_sql(
     # pass over the small groups rather than over every row. Counts and sums add up
     # exactly, means are sum / count, distinct users are counted over the grouped
     # client_id, and the p95 merges quantileExact states (every value kept: still exact).
-    sql = f"""
-SELECT *
-FROM (
-    SELECT
-        grouping(country_code, region, city) AS geo_level,
-        country_code,
-        region,
-        city,
-        if(sum(located) = 0, NULL, sum(latitude_sum) / sum(located)) AS avg_latitude,
-        if(sum(located) = 0, NULL, sum(longitude_sum) / sum(located)) AS avg_longitude,
-        sum(rows) AS request_count,
-        sum(errors) AS error_count,
-        if(request_count = 0, NULL, error_count / request_count) AS error_rate,
-        if(request_count = 0, NULL, sum(response_time_sum) / request_count)
-            AS avg_response_time,
-        quantileExactOrNullMerge(0.95)(response_times) AS p95_response_time,
-        sum(tokens) AS total_tokens,
-        {METRICS["unique_users"].sql} AS unique_users,
-        row_number() OVER (
-            PARTITION BY geo_level
-            ORDER BY {order_column} DESC, country_code ASC, region ASC, city ASC
-        ) AS position,
-        countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level) AS known_groups,
-        sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)
-            AS unknown_requests
-    FROM (
-        SELECT
-            country_code,
-            region,
-            city,
-            client_id,
-            countIf({has_coordinates}) AS located,
-            sumIf(toFloat64(latitude), {has_coordinates}) AS latitude_sum,
-            sumIf(toFloat64(longitude), {has_coordinates}) AS longitude_sum,
-            {METRICS["total_requests"].sql} AS rows,
-            {METRICS["error_count"].sql} AS errors,
-            sum(toUInt64(response_time_ms)) AS response_time_sum,
-            quantileExactOrNullState(0.95)(response_time_ms) AS response_times,
-            {METRICS["total_tokens"].sql} AS tokens
-        FROM {TABLE}
-        WHERE {conditions.sql()}
-        GROUP BY country_code, region, city, client_id
+    by_place = Select(
+        columns=(
+            ("country_code", ""),
+            ("region", ""),
+            ("city", ""),
+            ("client_id", ""),
+            (f"countIf({has_coordinates})", "located"),
+            (f"sumIf(toFloat64(latitude), {has_coordinates})", "latitude_sum"),
+            (f"sumIf(toFloat64(longitude), {has_coordinates})", "longitude_sum"),
+            (METRICS["total_requests"].sql, "rows"),
+            (METRICS["error_count"].sql, "errors"),
+            ("sum(toUInt64(response_time_ms))", "response_time_sum"),
+            ("quantileExactOrNullState(0.95)(response_time_ms)", "response_times"),
+            (METRICS["total_tokens"].sql, "tokens"),
+        ),
+        source=window.rows(*conditions),
+        group_by=("country_code", "region", "city", "client_id"),
     )
-    GROUP BY GROUPING SETS (
-        (country_code), (country_code, region), (country_code, region, city), ()
+    by_level = Select(
+        columns=(
+            ("grouping(country_code, region, city)", "geo_level"),
+            ("country_code", ""),
+            ("region", ""),
+            ("city", ""),
+            ("if(sum(located) = 0, NULL, sum(latitude_sum) / sum(located))", "avg_latitude"),
+            ("if(sum(located) = 0, NULL, sum(longitude_sum) / sum(located))", "avg_longitude"),
+            ("sum(rows)", "request_count"),
+            ("sum(errors)", "error_count"),
+            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
+            (
+                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
+                "avg_response_time",
+            ),
+            ("quantileExactOrNullMerge(0.95)(response_times)", "p95_response_time"),
+            ("sum(tokens)", "total_tokens"),
+            (METRICS["unique_users"].sql, "unique_users"),
+            (
+                f"row_number() OVER (PARTITION BY geo_level ORDER BY {order_column} DESC,"
+                " country_code ASC, region ASC, city ASC)",
+                "position",
+            ),
+            (f"countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)", "known_groups"),
+            (
+                f"sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)",
+                "unknown_requests",
+            ),
+        ),
+        source=by_place,
+        grouping_sets=(
+            ("country_code",),
+            ("country_code", "region"),
+            ("country_code", "region", "city"),
+            (),
+        ),
     )
-)
-WHERE position <= {{limit:UInt32}}
-ORDER BY geo_level DESC, position ASC"""  # noqa: S608 - see module docstring
-    return sql, {**conditions.params, "limit": limit}
+    return Select(
+        columns=(("*", ""),),
+        source=by_level,
+        where=(Condition.of("position <= {top_per_level:UInt32}", top_per_level=limit),),
+        order_by=("geo_level DESC", "position ASC"),
+    )
 
 
 def _metrics(row: dict[str, Any], total_requests: int) -> dict[str, Any]:
@@ -134,10 +147,8 @@ def geo_stats(
 ) -> dict[str, Any]:
     """Countries, regions and cities ranked by ``order_by`` with the Unknown bucket, and
     totals over every matching row."""
-    sql, params = build_geo_stats_sql(
-        window, limit=limit, order_by=order_by, country_code=country_code
-    )
-    rows = run_select(sql, params, max_rows=3 * limit + 1).dicts()
+    select = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
+    rows = execute(select, max_rows=3 * limit + 1).dicts()
     by_level: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         by_level.setdefault(int(row["geo_level"]), []).append(row)

@@ -12,10 +12,10 @@ import pytest
 from django.db import connections
 
 from analytics.models import GatewayAnalytics
+from analytics.query.registry import ZERO_UUID
 
 pytest_plugins = ["tests.access_fixtures"]
 
-ZERO_UUID = uuid.UUID(int=0)
 
 _DEFAULTS: dict[str, Any] = {
     "model_name": "",

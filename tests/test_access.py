@@ -20,7 +20,9 @@ from analytics.access import (
     record_query,
     resolve_project_scope,
 )
-from analytics.scope import ProjectScope, base_conditions
+from analytics.query.printer import Binder, guard_clauses
+from analytics.query.scope import ProjectScope
+from analytics.query.tree import Rows
 
 pytest_plugins = ["tests.access_fixtures"]
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
@@ -162,7 +164,7 @@ def test_user_with_no_access_rows_gets_an_empty_scope_that_matches_nothing(user_
     user = user_client_factory([]).user
     scope = resolve_project_scope(_request_as(user), [])
     assert scope.project_ids == ()
-    assert base_conditions(scope, timezone.now(), timezone.now()).clauses[0] == "0"
+    assert guard_clauses(Rows(scope, timezone.now(), timezone.now()), Binder())[0] == "0"
 
 
 def test_requesting_a_foreign_project_is_denied_naming_it(user_client_factory):

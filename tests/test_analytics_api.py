@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from analytics.registry import DIMENSIONS, METRICS
+from analytics.query.registry import DIMENSIONS, METRICS
 from tests import analytics_oracle as oracle
 from tests.conftest import clickhouse_client, insert_rows
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics.registry import BUCKETS, DIMENSIONS, METRICS
+from analytics.query.registry import BUCKETS, DIMENSIONS, METRICS
 from tests import analytics_oracle as oracle
 from tests.conftest import make_row
 

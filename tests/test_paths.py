@@ -7,7 +7,7 @@ import re
 import pytest
 
 from analytics.paths import template_path, template_sql
-from budmetrics_site.clickhouse.query import run_select
+from budmetrics_site.clickhouse.client import get_client
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -59,7 +59,7 @@ def test_sql_normaliser_gives_the_same_templates_as_python():
         "/back\\slash/7",
     ]
     sql = f"SELECT p, {template_sql('p')} FROM (SELECT arrayJoin({{paths:Array(String)}}) AS p)"  # noqa: S608
-    rows = run_select(sql, {"paths": paths}).rows
+    rows = get_client().query(sql, parameters={"paths": paths}).result_rows
     assert len(rows) == len(paths)
     for path, templated in rows:
         assert templated == template_path(path), path

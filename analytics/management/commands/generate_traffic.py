@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from analytics.traffic import TrafficSpec, traffic_generate
-from budmetrics_site.clickhouse.query import get_client
+from budmetrics_site.clickhouse.client import get_client
 from budmetrics_site.errors import ServiceUnavailable
 
 

@@ -8,9 +8,13 @@ names a column or function directly: it names a registry entry.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-ZERO_UUID = "00000000-0000-0000-0000-000000000000"
+# The one table every data query reads (a Distributed table of that name in cluster mode).
+TABLE = "gateway_analytics"
+# The stored "no id" value of UUID columns, shown as null.
+ZERO_UUID = uuid.UUID(int=0)
 
 
 @dataclass(frozen=True)
@@ -191,9 +195,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
 METRIC_CHOICES = [m.name for m in _METRICS]  # named OpenAPI enum (SPECTACULAR_SETTINGS)
 
 _DIMENSIONS = (
-    Dimension("project_id", "project_id", "uuid", "Project.", ZERO_UUID),
-    Dimension("model_id", "model_id", "uuid", "Model.", ZERO_UUID),
-    Dimension("endpoint_id", "endpoint_id", "uuid", "Endpoint (deployment).", ZERO_UUID),
+    Dimension("project_id", "project_id", "uuid", "Project.", str(ZERO_UUID)),
+    Dimension("model_id", "model_id", "uuid", "Model.", str(ZERO_UUID)),
+    Dimension("endpoint_id", "endpoint_id", "uuid", "Endpoint (deployment).", str(ZERO_UUID)),
     Dimension("model_name", "model_name", "string", "Model name.", ""),
     Dimension("model_provider", "model_provider", "string", "Model provider.", ""),
     Dimension("client_id", "client_id", "string", "API key id of the caller.", ""),

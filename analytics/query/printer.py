@@ -1,0 +1,208 @@
+"""The one printer: a plan becomes SQL text plus bound parameters.
+
+Every ``Rows`` source prints as ``FROM <the plan's table> WHERE <tenant guard> AND <time
+range> AND …``: the guard comes first and cannot be left out, because ``Rows`` cannot exist
+without a ``ProjectScope``. Identifiers come from the registry and the code-owned column
+sets; every value is a ``{name:Type}`` parameter. The runner accepts only what this module
+prints (``PrintedQuery``), never a string.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from analytics.query.buckets import bucket_sql, fill_step_seconds
+from analytics.query.planner import Plan
+from analytics.query.registry import DIMENSIONS, PARAM_TYPES
+from analytics.query.tree import (
+    BucketList,
+    Condition,
+    Filter,
+    FilterLeaf,
+    Rows,
+    Select,
+    UnscopedSystemQuery,
+)
+
+_PRINTER_ONLY = object()
+
+
+@dataclass(frozen=True)
+class PrintedQuery:
+    """SQL and its parameters, as only the printer makes them; ``source`` is the storage
+    the planner chose (for the query log and ``meta``)."""
+
+    sql: str
+    params: dict[str, Any]
+    source: str
+    token: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.token is not _PRINTER_ONLY:
+            raise TypeError("a PrintedQuery comes only from analytics.query.printer")
+
+
+class Binder:
+    """Hands out parameter names so values never collide and never touch SQL text."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
+        self.count = 0
+
+    def bind(self, value: Any, ch_type: str) -> str:
+        self.count += 1
+        name = f"f{self.count}"
+        self.params[name] = value
+        return f"{{{name}:{ch_type}}}"
+
+    def add(self, params: Mapping[str, Any]) -> None:
+        """Parameters named by code: a clash would bind one value to two meanings."""
+        for name, value in params.items():
+            if name in self.params and self.params[name] != value:
+                raise ValueError(f"query parameter {name!r} is bound twice")
+            self.params[name] = value
+
+
+def _leaf_sql(leaf: FilterLeaf, binder: Binder) -> str:
+    dimension = DIMENSIONS[leaf.dimension]
+    column = dimension.sql
+    ch_type = PARAM_TYPES[dimension.type]
+    op, value = leaf.op, leaf.value
+    if op == "is_empty":
+        empty = binder.bind(dimension.empty, ch_type)
+        return f"{column} = {empty}" if value else f"{column} != {empty}"
+    if op in ("in", "not_in"):
+        placeholder = binder.bind(list(value), f"Array({ch_type})")
+        return f"{column} {'IN' if op == 'in' else 'NOT IN'} {placeholder}"
+    if op == "contains":
+        return f"position({column}, {binder.bind(value, 'String')}) > 0"
+    if op == "starts_with":
+        return f"startsWith({column}, {binder.bind(value, 'String')})"
+    if op == "regex":
+        return f"match({column}, {binder.bind(value, 'String')})"
+    comparison = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}[op]
+    return f"{column} {comparison} {binder.bind(value, ch_type)}"
+
+
+def filter_sql(node: Filter, binder: Binder) -> str:
+    """A user filter tree as SQL over registry expressions, values bound."""
+    if isinstance(node, FilterLeaf):
+        return _leaf_sql(node, binder)
+    parts = [filter_sql(child, binder) for child in node.children]
+    if node.kind == "not":
+        return f"NOT ({parts[0]})"
+    if not parts:
+        return "1" if node.kind == "and" else "0"
+    joiner = " AND " if node.kind == "and" else " OR "
+    return "(" + joiner.join(f"({p})" for p in parts) + ")"
+
+
+def guard_clauses(rows: Rows, binder: Binder) -> list[str]:
+    """Tenant guard first, then the half-open time range, id filters, user filters and the
+    code-written conditions."""
+    if not isinstance(rows, Rows):
+        raise TypeError("a data query reads Rows (which carry a ProjectScope)")
+    clauses: list[str] = []
+    scope = rows.scope
+    if scope.project_ids is not None:
+        if not scope.project_ids:
+            clauses.append("0")
+        else:
+            binder.add({"scope_project_ids": list(scope.project_ids)})
+            clauses.append("project_id IN {scope_project_ids:Array(UUID)}")
+    binder.add({"start_time": rows.start, "end_time": rows.end})
+    clauses.append(
+        "timestamp >= {start_time:DateTime64(3, 'UTC')}"
+        " AND timestamp < {end_time:DateTime64(3, 'UTC')}"
+    )
+    if rows.model_ids:
+        binder.add({"model_ids": list(rows.model_ids)})
+        clauses.append("model_id IN {model_ids:Array(UUID)}")
+    if rows.endpoint_ids:
+        binder.add({"endpoint_ids": list(rows.endpoint_ids)})
+        clauses.append("endpoint_id IN {endpoint_ids:Array(UUID)}")
+    if rows.filters is not None:
+        clauses.append(filter_sql(rows.filters, binder))
+    clauses.extend(_conditions(rows.conditions, binder))
+    return clauses
+
+
+def _conditions(conditions: tuple[Condition, ...], binder: Binder) -> list[str]:
+    for condition in conditions:
+        binder.add(condition.params)
+    return [condition.sql for condition in conditions]
+
+
+def _where(clauses: list[str]) -> str:
+    return " AND ".join(f"({c})" for c in clauses)
+
+
+def _print_select(select: Select, table: str, binder: Binder, indent: str = "") -> str:
+    binder.add(select.params)
+    columns = ", ".join(f"{expr} AS {alias}" if alias else expr for expr, alias in select.columns)
+    head = f"SELECT {'DISTINCT ' if select.distinct else ''}{columns}"
+    if isinstance(select.source, Rows):
+        lines = [head, f"FROM {table}", f"WHERE {_where(guard_clauses(select.source, binder))}"]
+        outer_where = _conditions(select.where, binder)
+        if outer_where:
+            raise ValueError("conditions on table rows belong to Rows.conditions")
+    else:
+        inner = _print_select(select.source, table, binder, indent + "    ")
+        lines = [head, f"FROM (\n{inner}\n{indent})"]
+        outer_where = _conditions(select.where, binder)
+        if outer_where:
+            lines.append(f"WHERE {_where(outer_where)}")
+    if select.grouping_sets:
+        sets = ", ".join(f"({', '.join(keys)})" for keys in select.grouping_sets)
+        lines.append(f"GROUP BY GROUPING SETS ({sets})")
+    elif select.group_by:
+        lines.append(f"GROUP BY {', '.join(select.group_by)}")
+    if select.order_by:
+        lines.append(f"ORDER BY {', '.join(select.order_by)}")
+    if select.limit is not None:
+        suffix = f"_{len(indent) // 4}" if indent else ""
+        binder.add({f"row_limit{suffix}": int(select.limit)})
+        lines.append(f"LIMIT {{row_limit{suffix}:UInt64}}")
+        if select.offset is not None:
+            binder.add({f"row_offset{suffix}": int(select.offset)})
+            lines.append(f"OFFSET {{row_offset{suffix}:UInt64}}")
+    return "\n".join(indent + line for line in lines)
+
+
+def _print_bucket_list(query: BucketList, binder: Binder) -> str:
+    step = fill_step_seconds(query.bucket)
+    seconds = (query.end - query.start).total_seconds()
+    binder.add(
+        {
+            "tz": query.timezone,
+            "start_time": query.start,
+            "end_time": query.end,
+            "step": step,
+            "points": math.ceil(seconds / step) + 1,
+        }
+    )
+    return (
+        f"SELECT DISTINCT {bucket_sql(query.bucket, 'instant')} AS bucket FROM (\n"  # noqa: S608 - the printer: registry identifiers, values bound
+        "  SELECT {start_time:DateTime64(3, 'UTC')} + toIntervalSecond(number * {step:UInt32})"
+        " AS instant\n"
+        "  FROM numbers({points:UInt64})\n"
+        "  WHERE instant < {end_time:DateTime64(3, 'UTC')}\n"
+        ") ORDER BY bucket"
+    )
+
+
+def print_plan(plan: Plan) -> PrintedQuery:
+    """The SQL for a plan: the only way to get a ``PrintedQuery``."""
+    binder = Binder()
+    query = plan.query
+    if isinstance(query, BucketList):
+        sql = _print_bucket_list(query, binder)
+    else:
+        select = query.select if isinstance(query, UnscopedSystemQuery) else query
+        if plan.storage is None:
+            raise ValueError("a query reading rows needs a storage from the planner")
+        sql = _print_select(select, plan.storage.table, binder)
+    return PrintedQuery(sql, binder.params, plan.source, token=_PRINTER_ONLY)

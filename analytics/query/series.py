@@ -1,0 +1,229 @@
+"""``POST /gateway/analytics``: the request as query trees, run, then shaped.
+
+Round trips: one table query answers series, per-group totals and the summary together
+(``GROUP BY GROUPING SETS``); ``top_n`` adds a ranking query first (the main query needs
+its answer); ``compare_previous`` adds the previous period's summary; the bucket list for
+gap filling is a table-less ``BucketList`` with the very same bucket expression.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+from django.conf import settings
+
+from analytics.query.buckets import bucket_sql
+from analytics.query.registry import DIMENSIONS, METRICS
+from analytics.query.runner import execute
+from analytics.query.scope import ProjectScope
+from analytics.query.shaper import OTHER_GROUP, AnalyticsResult, SeriesRows, shape_series
+from analytics.query.tree import BucketList, Filter, Rows, Select
+from budmetrics_site.exceptions import QueryTooLargeError, ResultTooLargeError
+
+# Every summary carries these, whatever was asked (the seed's summary shape).
+SUMMARY_ALWAYS = ("total_requests", "error_count")
+
+
+@dataclass(frozen=True)
+class AnalyticsQuery:
+    scope: ProjectScope
+    start: datetime
+    end: datetime
+    bucket: str
+    timezone: str
+    metrics: tuple[str, ...]
+    group_by: tuple[str, ...] = ()
+    model_ids: tuple[Any, ...] = ()
+    endpoint_ids: tuple[Any, ...] = ()
+    filters: Filter | None = None
+    fill_gaps: bool = True
+    top_n: int | None = None
+    order_by: str | None = None
+    include_other: bool = False
+    compare_previous: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def from_validated(cls, data: dict[str, Any], scope: ProjectScope) -> AnalyticsQuery:
+        """From ``AnalyticsRequestSerializer.validated_data`` and the caller's scope."""
+        return cls(
+            scope=scope,
+            start=data["start_time"],
+            end=data["end_time"],
+            bucket=data["time_bucket"],
+            timezone=data["timezone"],
+            metrics=tuple(data["metrics"]),
+            group_by=tuple(data["group_by"]),
+            model_ids=tuple(data["model_ids"]),
+            endpoint_ids=tuple(data["endpoint_ids"]),
+            filters=data["filters"],
+            fill_gaps=data["fill_gaps"],
+            top_n=data["top_n"],
+            order_by=data["order_by"],
+            include_other=data["include_other"],
+            compare_previous=data["compare_previous"],
+            warnings=tuple(data["warnings"]),
+        )
+
+    def rows(self, start: datetime | None = None, end: datetime | None = None) -> Rows:
+        return Rows(
+            scope=self.scope,
+            start=start or self.start,
+            end=end or self.end,
+            model_ids=tuple(self.model_ids),
+            endpoint_ids=tuple(self.endpoint_ids),
+            filters=self.filters,
+        )
+
+
+# --- query trees ------------------------------------------------------------------------
+
+
+def sql_metrics(names: Iterable[str]) -> list[str]:
+    """Metric names that need an SQL column (derived ones read their source column)."""
+    out: list[str] = []
+    for name in names:
+        source = METRICS[name].derived_from or name
+        if source not in out:
+            out.append(source)
+    return out
+
+
+def _group_exprs(query: AnalyticsQuery) -> list[str]:
+    return [f"toString({DIMENSIONS[d].sql})" for d in query.group_by]
+
+
+def ranking_select(query: AnalyticsQuery) -> Select:
+    """The N largest groups by ``order_by`` over the whole range, plus one row to tell
+    whether anything was cut."""
+    metric = METRICS[query.order_by or query.metrics[0]]
+    metric_sql = METRICS[metric.derived_from].sql if metric.derived_from else metric.sql
+    keys = tuple(f"g{i}" for i in range(len(query.group_by)))
+    return Select(
+        columns=(
+            *((expr, f"g{i}") for i, expr in enumerate(_group_exprs(query))),
+            (metric_sql, "rank_value"),
+        ),
+        source=query.rows(),
+        group_by=keys,
+        order_by=("rank_value DESC NULLS LAST", *keys),
+        limit=int(query.top_n or 0) + 1,
+    )
+
+
+def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None = None) -> Select:
+    """Series, per-group totals and summary in one pass with GROUPING SETS."""
+    params: dict[str, Any] = {"tz": query.timezone}
+    single = len(query.group_by) == 1
+    group_columns = []
+    for i, expr in enumerate(_group_exprs(query)):
+        if top_groups is not None:
+            # Everything outside the top groups folds into one `other` group, so the
+            # summary still covers all rows; it is dropped later unless include_other.
+            # One dimension: a plain IN over strings is twice as fast as a tuple IN.
+            if single:
+                member = f"{expr} IN {{top_groups:Array(String)}}"
+            else:
+                tuple_type = ", ".join("String" for _ in query.group_by)
+                member = (
+                    f"tuple({', '.join(_group_exprs(query))}) IN "
+                    f"{{top_groups:Array(Tuple({tuple_type}))}}"
+                )
+            expr = f"if({member}, {expr}, '{OTHER_GROUP}')"
+        group_columns.append((expr, f"g{i}"))
+    if top_groups is not None:
+        params["top_groups"] = [g[0] for g in top_groups] if single else top_groups
+    keys = ("bucket", *(alias for _, alias in group_columns))
+    group_keys = keys[1:]
+    sets: list[tuple[str, ...]] = [keys, ()]
+    if group_keys:
+        sets.insert(1, group_keys)
+    metric_columns = [
+        (METRICS[m].sql, f"m_{m}") for m in sql_metrics([*query.metrics, *SUMMARY_ALWAYS])
+    ]
+    return Select(
+        columns=(
+            (bucket_sql(query.bucket), "bucket"),
+            *group_columns,
+            *metric_columns,
+            (f"grouping({', '.join(keys)})", "grouping_id"),
+        ),
+        source=query.rows(),
+        grouping_sets=tuple(sets),
+        order_by=("grouping_id", *keys),
+        params=MappingProxyType(params),
+    )
+
+
+def summary_select(query: AnalyticsQuery, start: datetime, end: datetime) -> Select:
+    names = sql_metrics([*query.metrics, *SUMMARY_ALWAYS])
+    return Select(
+        columns=tuple((METRICS[m].sql, f"m_{m}") for m in names),
+        source=query.rows(start, end),
+    )
+
+
+def bucket_list(query: AnalyticsQuery) -> BucketList:
+    return BucketList(query.start, query.end, query.bucket, query.timezone)
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def _too_many_points(limit: int) -> ResultTooLargeError:
+    return ResultTooLargeError(
+        "group_by",
+        f"This request produces more than {limit} points (MAX_RESULT_SIZE). "
+        "Use a coarser time_bucket, fewer group_by dimensions or top_n.",
+    )
+
+
+def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
+    """Run the queries an analytics request needs, then shape their rows."""
+    started = time.perf_counter()
+    rows_read = 0
+    ranked: list[tuple[str, ...]] | None = None
+    if query.top_n and query.group_by:
+        ranking = execute(ranking_select(query))
+        rows_read += ranking.rows_read
+        ranked = [tuple(str(v) for v in row[: len(query.group_by)]) for row in ranking.rows]
+    top_groups = ranked[: query.top_n] if ranked is not None else None
+
+    limit = settings.MAX_RESULT_SIZE
+    try:
+        main = execute(main_select(query, top_groups), max_rows=limit * 2 + 2)
+    except QueryTooLargeError as exc:
+        raise _too_many_points(limit) from exc
+    rows_read += main.rows_read
+
+    buckets: list[datetime] | None = None
+    if query.fill_gaps:
+        buckets = [row[0] for row in execute(bucket_list(query)).rows]
+
+    previous = None
+    if query.compare_previous:
+        span = query.end - query.start
+        result = execute(summary_select(query, query.start - span, query.start))
+        rows_read += result.rows_read
+        previous = result.dicts()[0] if result.rows else None
+
+    shaped = shape_series(
+        query,
+        SeriesRows(
+            main=main.dicts(),
+            top_groups=top_groups,
+            truncated=ranked is not None and len(ranked) > (query.top_n or 0),
+            buckets=buckets,
+            previous=previous,
+        ),
+    )
+    groups = shaped.meta.pop("groups")
+    shaped.meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    shaped.meta["rows_read"] = rows_read
+    shaped.meta["groups"] = groups
+    return shaped
