@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from ua_parser import parse
 
-from analytics.traffic import (
+from analytics.demo.generator import (
     CITIES,
     MODELS,
     PARAMETER_TYPES,
