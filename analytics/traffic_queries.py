@@ -13,10 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
-
-from ua_parser import parse as parse_user_agent
 
 from analytics.access import present_ip
 from analytics.paths import template_sql
@@ -24,6 +21,8 @@ from analytics.query.registry import METRICS
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.tree import Condition, Rows, Select
+from analytics.useragent import AgentInfo, parse_agent
+from analytics.useragent import agent_value as _agent_value
 
 # order_by name → result column (all ranked highest first).
 ROUTE_ORDER_COLUMNS: dict[str, str] = {
@@ -161,50 +160,6 @@ def top_routes(window: Window, **options: Any) -> dict[str, Any]:
             "total_requests": total_requests,
         },
     }
-
-
-# --- User agents --------------------------------------------------------------------------
-
-_DESKTOP_OS = frozenset(
-    {"Windows", "Mac OS X", "Linux", "Ubuntu", "Chrome OS", "Fedora", "Debian", "FreeBSD",
-     "OpenBSD", "NetBSD", "Red Hat", "Arch Linux", "Mint", "Gentoo", "Solaris", "macOS"}
-)  # fmt: skip
-_MOBILE_OS = frozenset({"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS", "Tizen"})
-_TABLET_HINTS = ("iPad", "Tablet", "Kindle", "Nexus 7", "Nexus 9", "Nexus 10", "SM-T", "Tab")
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    device_type: str | None
-    browser: str | None
-    os: str | None
-
-
-@lru_cache(maxsize=8192)
-def parse_agent(user_agent: str) -> AgentInfo:
-    """device_type (desktop, mobile, tablet, bot, other), browser and OS family of a user
-    agent by ua-parser; None where the agent says nothing (empty, or unknown family)."""
-    if not user_agent:
-        return AgentInfo(None, None, None)
-    result = parse_user_agent(user_agent)
-    browser = result.user_agent.family if result.user_agent else None
-    os_family = result.os.family if result.os else None
-    device = result.device.family if result.device else ""
-    if device == "Spider":
-        device_type = "bot"
-    elif any(hint in device for hint in _TABLET_HINTS):
-        device_type = "tablet"
-    elif os_family in _MOBILE_OS or device in ("iPhone", "iPod", "Generic Smartphone"):
-        device_type = "mobile"
-    elif os_family in _DESKTOP_OS:
-        device_type = "desktop"
-    else:
-        device_type = "other"
-    return AgentInfo(device_type, browser or None, os_family or None)
-
-
-def _agent_value(info: AgentInfo, column: str) -> str | None:
-    return getattr(info, column)
 
 
 # --- Client analytics ---------------------------------------------------------------------

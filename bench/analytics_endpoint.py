@@ -377,7 +377,7 @@ def _run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from analytics.traffic import table_row_count
+    from analytics.demo.generator import table_row_count
     from budmetrics_site.clickhouse.client import get_client
 
     call_command("migrate", verbosity=0)

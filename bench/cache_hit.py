@@ -364,7 +364,7 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
     from rest_framework.test import APIClient
 
     from analytics.access import ApiClient
-    from analytics.traffic import table_row_count
+    from analytics.demo.generator import table_row_count
     from budmetrics_site.clickhouse.client import get_client
 
     redis_version, ping_ms = _check_redis()

@@ -37,7 +37,7 @@ def main() -> int:
         django.setup()
         from django.core.management import call_command
 
-        from analytics.traffic import TrafficSpec, table_row_count, traffic_generate
+        from analytics.demo.generator import TrafficSpec, table_row_count, traffic_generate
         from budmetrics_site.clickhouse.client import get_client
 
         call_command("migrate", database="clickhouse", verbosity=0)

@@ -1,6 +1,6 @@
 """``manage.py generate_traffic``: fill ``gateway_analytics`` with demo gateway traffic.
 
-The work lives in ``analytics.traffic``; this command parses options and reports.
+The work lives in ``analytics.demo.generator``; this command parses options and reports.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analytics.traffic import TrafficSpec, traffic_generate
+from analytics.demo.generator import TrafficSpec, traffic_generate
 from budmetrics_site.clickhouse.client import get_client
 from budmetrics_site.errors import ServiceUnavailable
 

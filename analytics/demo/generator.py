@@ -6,10 +6,11 @@ minutes; ``INSERT … SELECT … FROM numbers()`` builds them in the engine in s
 Why hashes: every random choice is ``cityHash64(seed, row number, salt)``, so one seed gives
 the same rows whatever the batch size, and a row never depends on the rows before it.
 
-Why bound arrays: the catalogues (user agents parsed here by ua-parser, cities, models,
-routes, statuses, blocking rules) travel as ``{name:Array(T)}`` parameters, and weighted
-choices are a lookup in a "slot" array where each index repeats in proportion to its
-weight. The SQL text holds only identifiers and constants.
+Why bound arrays: the catalogues (user agents with the fields ``analytics.useragent``
+gives them, which client analytics also uses; cities, models, routes, statuses, blocking
+rules) travel as ``{name:Array(T)}`` parameters, and weighted choices are a lookup in a
+"slot" array where each index repeats in proportion to its weight. The SQL text holds
+only identifiers and constants.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
-from functools import cache
 from typing import Any, NamedTuple
 
 from tqdm import tqdm
-from ua_parser import parse as parse_user_agent
 
 from analytics.models import GatewayAnalytics
+from analytics.useragent import classify_user_agent
 
 TABLE = GatewayAnalytics._meta.db_table
 
@@ -53,7 +53,7 @@ UINT64_MAX = 2**64 - 1
 
 class UserAgent(NamedTuple):
     string: str
-    weight: float  # within its pool (bots or everyone else, as ua-parser classifies it)
+    weight: float  # within its pool (bots or everyone else, as analytics.useragent says)
 
 
 USER_AGENTS: tuple[UserAgent, ...] = (
@@ -285,62 +285,6 @@ HOURLY_WEIGHTS: tuple[float, ...] = (
 )  # fmt: skip
 
 
-# --- user agents --------------------------------------------------------------------------
-
-
-class UserAgentInfo(NamedTuple):
-    device_type: str  # desktop / mobile / tablet / bot / other
-    browser: str
-    browser_version: str
-    os: str
-    os_version: str
-    is_bot: bool
-
-
-_DESKTOP_OS = {"Windows", "Mac OS X", "Linux", "Ubuntu", "Fedora", "Chrome OS", "FreeBSD"}
-_MOBILE_OS = {"iOS", "Android", "Windows Phone", "BlackBerry OS", "KaiOS"}
-
-
-def _version(*parts: str | None) -> str:
-    """ua-parser's version parts as one dotted string, stopping at the first missing part."""
-    present: list[str] = []
-    for part in parts:
-        if part is None:
-            break
-        present.append(part)
-    return ".".join(present)
-
-
-@cache
-def describe_user_agent(user_agent: str) -> UserAgentInfo:
-    """The stored device/browser/os fields for a user agent, as ua-parser reads it.
-
-    ua-parser names families but not device classes, so the class follows its device
-    family ("Spider" is a crawler), device brand/model (tablets) and OS family.
-    """
-    result = parse_user_agent(user_agent).with_defaults()
-    agent, os, device = result.user_agent, result.os, result.device
-    device_names = f"{device.family} {device.brand or ''} {device.model or ''}".lower()
-    if device.family == "Spider":
-        device_type = "bot"
-    elif device.family == "iPad" or "tablet" in device_names:
-        device_type = "tablet"
-    elif os.family in _MOBILE_OS or "mobile" in agent.family.lower():
-        device_type = "mobile"
-    elif os.family in _DESKTOP_OS:
-        device_type = "desktop"
-    else:
-        device_type = "other"
-    return UserAgentInfo(
-        device_type=device_type,
-        browser=agent.family,
-        browser_version=_version(agent.major, agent.minor, agent.patch),
-        os=os.family,
-        os_version=_version(os.major, os.minor, os.patch),
-        is_bot=device_type == "bot",
-    )
-
-
 # --- deterministic ids and weighted slots -------------------------------------------------
 
 
@@ -466,7 +410,7 @@ def build_parameters(spec: TrafficSpec) -> dict[str, Any]:
     seed = spec.seed
     start, _ = spec.window
     start_ms = (start - EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
-    infos = [describe_user_agent(ua.string) for ua in USER_AGENTS]
+    infos = [classify_user_agent(ua.string) for ua in USER_AGENTS]
     bot_weights = [
         ua.weight if info.is_bot else 0 for ua, info in zip(USER_AGENTS, infos, strict=True)
     ]
