@@ -51,8 +51,8 @@ class StatsQuery:
 BLOCKED = Condition("is_blocked")
 
 
-def summary(query: StatsQuery) -> dict[str, int]:
-    select = Select(
+def summary_select(query: StatsQuery) -> Select:
+    return Select(
         columns=(
             ("count()", "total_requests"),
             ("countIf(is_blocked)", "total_blocked"),
@@ -60,14 +60,15 @@ def summary(query: StatsQuery) -> dict[str, int]:
         ),
         source=query.rows(),
     )
-    row = execute(select, max_rows=1).dicts()[0]
+
+
+def summary(query: StatsQuery) -> dict[str, int]:
+    row = execute(summary_select(query), max_rows=1).dicts()[0]
     return {key: int(value) for key, value in row.items()}
 
 
-def time_series(query: StatsQuery) -> list[dict[str, Any]]:
-    """Blocked and total requests per bucket of the request's zone, every bucket in range
-    (gaps are zeros)."""
-    select = Select(
+def time_series_select(query: StatsQuery) -> Select:
+    return Select(
         columns=(
             (bucket_sql(query.bucket), "bucket"),
             ("count()", "total_requests"),
@@ -78,6 +79,12 @@ def time_series(query: StatsQuery) -> list[dict[str, Any]]:
         order_by=("bucket",),
         params=MappingProxyType({"tz": query.timezone}),
     )
+
+
+def time_series(query: StatsQuery) -> list[dict[str, Any]]:
+    """Blocked and total requests per bucket of the request's zone, every bucket in range
+    (gaps are zeros)."""
+    select = time_series_select(query)
     buckets = [
         row[0]
         for row in execute(BucketList(query.start, query.end, query.bucket, query.timezone)).rows
@@ -93,8 +100,8 @@ def time_series(query: StatsQuery) -> list[dict[str, Any]]:
     ]
 
 
-def blocked_ips(query: StatsQuery) -> list[dict[str, Any]]:
-    select = Select(
+def blocked_ips_select(query: StatsQuery) -> Select:
+    return Select(
         columns=(
             ("client_ip", ""),
             ("count()", "block_count"),
@@ -107,23 +114,28 @@ def blocked_ips(query: StatsQuery) -> list[dict[str, Any]]:
         order_by=("block_count DESC", "client_ip"),
         limit=query.limit,
     )
-    return execute(select, max_rows=query.limit).dicts()
 
 
-def block_reasons(query: StatsQuery) -> list[dict[str, Any]]:
-    select = Select(
+def blocked_ips(query: StatsQuery) -> list[dict[str, Any]]:
+    return execute(blocked_ips_select(query), max_rows=query.limit).dicts()
+
+
+def block_reasons_select(query: StatsQuery) -> Select:
+    return Select(
         columns=(("block_reason", ""), ("count()", "count")),
         source=query.rows(BLOCKED),
         group_by=("block_reason",),
         order_by=("count DESC", "block_reason"),
         limit=query.limit,
     )
-    return execute(select, max_rows=query.limit).dicts()
 
 
-def rule_matches(query: StatsQuery, max_rules: int) -> dict[uuid.UUID, tuple[int, datetime]]:
-    """Requests attributed to each rule (``block_rule_id``) in scope and range."""
-    select = Select(
+def block_reasons(query: StatsQuery) -> list[dict[str, Any]]:
+    return execute(block_reasons_select(query), max_rows=query.limit).dicts()
+
+
+def rule_matches_select(query: StatsQuery, max_rules: int) -> Select:
+    return Select(
         columns=(
             ("block_rule_id", ""),
             ("count()", "match_count"),
@@ -134,6 +146,11 @@ def rule_matches(query: StatsQuery, max_rules: int) -> dict[uuid.UUID, tuple[int
         order_by=("match_count DESC",),
         limit=max_rules,
     )
+
+
+def rule_matches(query: StatsQuery, max_rules: int) -> dict[uuid.UUID, tuple[int, datetime]]:
+    """Requests attributed to each rule (``block_rule_id``) in scope and range."""
+    select = rule_matches_select(query, max_rules)
     return {
         uuid.UUID(str(rule_id)): (int(count), last)
         for rule_id, count, last in execute(select, max_rows=max_rules).rows
@@ -216,11 +233,11 @@ def _target_clause(target: RuleTarget, index: int, params: dict[str, Any]) -> st
     return " AND ".join(f"({p})" for p in parts)
 
 
-def rule_target_counts(
+def rule_targets_select(
     query: StatsQuery, targets: list[RuleTarget]
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """For each rule: (requests matching its targets, of those how many were blocked),
-    in one scan."""
+) -> tuple[Select | None, list[uuid.UUID]]:
+    """One scan counting, per rule with static targets, the requests it targets and how
+    many of those were blocked (columns t<i>, b<i>); None when no rule has targets."""
     params: dict[str, Any] = {}
     columns: list[tuple[str, str]] = []
     indexed: list[uuid.UUID] = []
@@ -232,7 +249,18 @@ def rule_target_counts(
         columns.append((f"countIf(is_blocked AND ({clause}))", f"b{index}"))
         indexed.append(target.rule_id)
     if not columns:
-        return {}
+        return None, []
     select = Select(columns=tuple(columns), source=query.rows(), params=MappingProxyType(params))
+    return select, indexed
+
+
+def rule_target_counts(
+    query: StatsQuery, targets: list[RuleTarget]
+) -> dict[uuid.UUID, tuple[int, int]]:
+    """For each rule: (requests matching its targets, of those how many were blocked),
+    in one scan."""
+    select, indexed = rule_targets_select(query, targets)
+    if select is None:
+        return {}
     row = execute(select, max_rows=1).rows[0]
     return {rule_id: (int(row[2 * i]), int(row[2 * i + 1])) for i, rule_id in enumerate(indexed)}
