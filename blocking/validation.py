@@ -15,12 +15,13 @@ loudly here. Every validator returns the normalised config that is stored and pu
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from typing import Any
 
 import pycountry
 from django.core.exceptions import ValidationError
+
+from analytics.query.regex import MAX_PATTERN_LENGTH, regex_problem
 
 IP_BLOCKING = "ip_blocking"
 COUNTRY_BLOCKING = "country_blocking"
@@ -30,10 +31,7 @@ RATE_BASED_BLOCKING = "rate_based_blocking"
 RULE_TYPES = (IP_BLOCKING, COUNTRY_BLOCKING, USER_AGENT_BLOCKING, RATE_BASED_BLOCKING)
 MATCH_TYPES = ("substring", "regex")
 MAX_ITEMS = 10_000
-MAX_PATTERN_LENGTH = 1_000
 MAX_WINDOW_SECONDS = 7 * 24 * 3600
-# The gateway and ClickHouse use RE2-style engines: no look-around, no back-references.
-_UNSUPPORTED_REGEX = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
 
 class ConfigErrors:
@@ -137,17 +135,11 @@ def _validate_user_agent(config: dict[str, Any]) -> dict[str, Any]:
             errors.add("patterns", f"Pattern {index + 1} is longer than {MAX_PATTERN_LENGTH}.")
             continue
         if match_type == "regex":
-            try:
-                re.compile(original)
-            except re.error as exc:
-                errors.add("patterns", f"Pattern {original!r} is not a valid regex: {exc}.")
-                continue
-            if _UNSUPPORTED_REGEX.search(original):
-                errors.add(
-                    "patterns",
-                    f"Pattern {original!r} uses look-around or back-references, which the "
-                    "gateway's regex engine does not support.",
-                )
+            # Checked with RE2 as ClickHouse runs it (blocking stats match these patterns
+            # there; the gateway's engine is RE2-style too).
+            problem = regex_problem(original)
+            if problem is not None:
+                errors.add("patterns", f"Pattern {original!r} is not a valid regex: {problem}.")
                 continue
         # Substrings keep their spaces: " bot " is a legitimate pattern.
         patterns.append(original)
