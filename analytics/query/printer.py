@@ -142,7 +142,10 @@ def _where(clauses: list[str]) -> str:
 
 def _print_select(select: Select, table: str, binder: Binder, indent: str = "") -> str:
     binder.add(select.params)
-    columns = ", ".join(f"{expr} AS {alias}" if alias else expr for expr, alias in select.columns)
+    # One column a line (aligned under the first), so a change reads as a one-line diff.
+    columns = f",\n{indent}       ".join(
+        f"{expr} AS {alias}" if alias else expr for expr, alias in select.columns
+    )
     head = f"SELECT {'DISTINCT ' if select.distinct else ''}{columns}"
     if isinstance(select.source, Rows):
         lines = [head, f"FROM {table}", f"WHERE {_where(guard_clauses(select.source, binder))}"]
