@@ -228,6 +228,24 @@ def test_a_saved_query_run_is_audited_as_its_endpoint(superuser_client, superuse
     assert audit.request_id == response["X-Request-ID"]
 
 
+def test_a_saved_query_run_counts_once_against_the_callers_rate_limit(
+    settings, api_client_factory, rows
+):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"client": "3/min", "anon": "3/min"},
+    }
+    caller = api_client_factory([P1])
+    created = caller.post(
+        "/gateway/saved-queries",
+        {"name": "t", "endpoint": "top-routes", "time_window": "absolute", "params": DAY},
+        format="json",
+    )
+    assert created.status_code == 201, created.content
+    url = f"/gateway/saved-queries/{created.json()['data']['id']}/run"
+    assert [caller.post(url).status_code for _ in range(3)] == [200, 200, 429]
+
+
 def test_a_saved_client_analytics_run_links_its_pages_to_the_endpoint(superuser_client, rows):
     saved = superuser_client.post(
         "/gateway/saved-queries",
