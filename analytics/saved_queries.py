@@ -163,8 +163,8 @@ def validate_params(endpoint: str, params: dict[str, Any]) -> dict[str, list[str
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A saved query's answer. Failures raise (the caller's exception handler renders
-    them, a Celery task retries them), so ``status_code`` is always 200."""
+    """A saved query's answer. Failures raise (a view's exception handler renders them,
+    a Celery task sees them and retries dependency errors), so ``status_code`` is 200."""
 
     status_code: int
     content: bytes  # the endpoint's JSON body, exactly as the endpoint sends it
