@@ -5,10 +5,12 @@
   the plaintext is shown once, when the client is created.
 * ``ProjectAccess``: which principal (a Django user or an ApiClient) may read which
   ``project_id``. Superusers, and API clients flagged ``all_projects``, read everything.
-* ``resolve_project_scope``: turns a request's ``project_ids`` into the ``ProjectScope``
-  that ``analytics.scope.base_conditions`` requires, raising 403 naming foreign projects.
-* ``QueryAudit`` / ``record_query``: one Postgres row and one ``data_query`` log line per
-  data request (who, endpoint, normalised parameters, duration, rows, outcome).
+* ``scope_for`` (a principal) / ``resolve_project_scope`` (a request): turns ``project_ids``
+  into the ``ProjectScope`` every data query carries (``analytics.query``), raising 403
+  naming foreign projects.
+* ``QueryAudit`` / ``record_query_as`` (a principal) / ``record_query`` (a request): one
+  Postgres row and one ``data_query`` log line per data query (who, endpoint, normalised
+  parameters, duration, rows, outcome).
 * ``ClientRateThrottle``: per-principal request rate on the shared cache (429 + Retry-After).
 """
 
@@ -20,10 +22,9 @@ import ipaddress
 import secrets
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -42,6 +43,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
+from analytics.canonical import canonical
 from analytics.query.scope import ProjectScope
 
 logger = structlog.get_logger(__name__)
@@ -320,43 +322,58 @@ class ApiKeyAuthentication(BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
+def client_of(principal: Any) -> ApiClient | None:
+    """The ApiClient behind a principal (``request.user``), or None for a user."""
+    return principal.api_client if isinstance(principal, ApiClientPrincipal) else None
+
+
 def api_client_of(request: Request) -> ApiClient | None:
-    user = getattr(request, "user", None)
-    return user.api_client if isinstance(user, ApiClientPrincipal) else None
+    return client_of(getattr(request, "user", None))
+
+
+def label_of(principal: Any) -> str:
+    """``user:<username>``, ``api_client:<name>`` or ``anonymous``: how the audit names who."""
+    if principal is None or not principal.is_authenticated:
+        return "anonymous"
+    if isinstance(principal, ApiClientPrincipal):
+        return principal.username
+    return f"user:{principal.get_username()}"
 
 
 def principal_label(request: Request) -> str:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return "anonymous"
-    if isinstance(user, ApiClientPrincipal):
-        return user.username
-    return f"user:{user.get_username()}"
+    return label_of(getattr(request, "user", None))
+
+
+def reads_all_projects(principal: Any) -> bool:
+    """Superusers and API clients flagged ``all_projects`` read every project."""
+    if principal is None or not principal.is_authenticated:
+        return False
+    client = client_of(principal)
+    if client is not None:
+        return client.all_projects
+    return bool(principal.is_superuser)
 
 
 def has_all_projects(request: Request) -> bool:
-    """Superusers and API clients flagged ``all_projects`` read every project."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return False
-    client = api_client_of(request)
-    if client is not None:
-        return client.all_projects
-    return bool(user.is_superuser)
+    return reads_all_projects(getattr(request, "user", None))
+
+
+def access_list(principal: Any) -> list[uuid.UUID]:
+    """The projects in a principal's access list (ignores superuser status)."""
+    if principal is None or not principal.is_authenticated:
+        return []
+    client = client_of(principal)
+    rows = (
+        ProjectAccess.objects.filter(api_client=client)
+        if client is not None
+        else ProjectAccess.objects.filter(user_id=principal.pk)
+    )
+    return sorted(set(rows.values_list("project_id", flat=True)), key=str)
 
 
 def allowed_project_ids(request: Request) -> list[uuid.UUID]:
     """The projects in the caller's access list (ignores superuser status)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
-        return []
-    client = api_client_of(request)
-    rows = (
-        ProjectAccess.objects.filter(api_client=client)
-        if client is not None
-        else ProjectAccess.objects.filter(user_id=user.pk)
-    )
-    return sorted(set(rows.values_list("project_id", flat=True)), key=str)
+    return access_list(getattr(request, "user", None))
 
 
 class ProjectAccessDenied(exceptions.PermissionDenied):
@@ -368,17 +385,18 @@ class ProjectAccessDenied(exceptions.PermissionDenied):
         self.details = {"project_ids": names}
 
 
-def resolve_project_scope(request: Request, requested: list[uuid.UUID]) -> ProjectScope:
-    """The caller's scope for a data query. Superusers (and all-project clients): the
-    requested projects or all; others: requested ⊆ access list (else 403 naming the
-    foreign ones), or the whole access list when none are requested (empty → no rows)."""
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+def scope_for(principal: Any, requested: Iterable[uuid.UUID | str]) -> ProjectScope:
+    """A principal's scope for a data query, with or without a request (saved-query runs,
+    dashboards and Celery tasks have only the principal). Superusers (and all-project
+    clients): the requested projects or all; others: requested ⊆ access list (else 403
+    naming the foreign ones), or the whole access list when none are requested (empty →
+    no rows)."""
+    if principal is None or not principal.is_authenticated:
         raise exceptions.NotAuthenticated()
     requested_ids = [uuid.UUID(str(p)) for p in requested]
-    if has_all_projects(request):
+    if reads_all_projects(principal):
         return ProjectScope.only(requested_ids) if requested_ids else ProjectScope.all_projects()
-    allowed = set(allowed_project_ids(request))
+    allowed = set(access_list(principal))
     if not requested_ids:
         return ProjectScope.only(sorted(allowed, key=str))
     denied = sorted({p for p in requested_ids if p not in allowed}, key=str)
@@ -387,38 +405,28 @@ def resolve_project_scope(request: Request, requested: list[uuid.UUID]) -> Proje
     return ProjectScope.only(requested_ids)
 
 
+def resolve_project_scope(request: Request, requested: list[uuid.UUID]) -> ProjectScope:
+    """``scope_for`` the request's caller."""
+    return scope_for(getattr(request, "user", None), requested)
+
+
 # --- Audit ---------------------------------------------------------------------------------
 
 
 def normalise_params(value: Any) -> Any:
-    """JSON-safe, order-stable copy of validated parameters (UUIDs and datetimes as ISO
-    strings, sets and lists of scalars sorted) so equal queries audit identically."""
-    if isinstance(value, Mapping):
-        return {
-            _text(k): normalise_params(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))
-        }
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [normalise_params(v) for v in value]
-        if isinstance(value, set | frozenset) or all(isinstance(i, str) for i in items):
-            items = sorted(items, key=str)
-        return items
-    if isinstance(value, datetime):
-        if timezone.is_aware(value):
-            value = value.astimezone(UTC)
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, ProjectScope):
-        return value.as_list()
-    if isinstance(value, str):
-        return _text(value)
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    return _text(value)
+    """Parameters as the audit stores them: the shared canonical form
+    (``analytics.canonical``, the same one the cache key uses), then made storable, with
+    lists of strings sorted so requests that differ only in list order audit alike."""
+    return _storable(canonical(value))
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_text(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [_storable(v) for v in value]
+        return sorted(items) if all(isinstance(i, str) for i in items) else items
+    return _text(value) if isinstance(value, str) else value
 
 
 def _text(value: Any) -> str:
@@ -447,21 +455,44 @@ def record_query(
     rows: int,
     status_code: int,
 ) -> None:
-    """Audit one data request: a ``QueryAudit`` row and a ``data_query`` log line. Only
-    validated, normalised parameters are recorded, never raw query strings."""
-    user = getattr(request, "user", None)
-    client = api_client_of(request)
-    normalised = normalise_params(params)
-    label = principal_label(request)
+    """``record_query_as`` the request's caller, with its request id."""
     request_id = getattr(request, "request_id", "") or getattr(
         getattr(request, "_request", None), "request_id", ""
     )
+    record_query_as(
+        getattr(request, "user", None),
+        endpoint=endpoint,
+        params=params,
+        duration_ms=duration_ms,
+        rows=rows,
+        status_code=status_code,
+        request_id=str(request_id),
+    )
+
+
+def record_query_as(
+    principal: Any,
+    *,
+    endpoint: str,
+    params: dict[str, Any],
+    duration_ms: float,
+    rows: int,
+    status_code: int,
+    request_id: str = "",
+) -> None:
+    """Audit one data query: a ``QueryAudit`` row and a ``data_query`` log line. Only
+    validated, normalised parameters are recorded, never raw query strings. Takes the
+    principal, not a request, so background answers (saved-query refreshes, dashboard
+    warming) are audited the same way."""
+    client = client_of(principal)
+    normalised = normalise_params(params)
+    label = label_of(principal)
     from analytics.audit_writer import writer
 
     writer.add(
         QueryAudit(
-            user_id=user.pk
-            if user is not None and user.is_authenticated and client is None
+            user_id=principal.pk
+            if principal is not None and principal.is_authenticated and client is None
             else None,
             api_client=client,
             principal=label[:200],
@@ -541,8 +572,6 @@ class ClientRateThrottle(SimpleRateThrottle):
         pass
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if getattr(request, "skip_throttle", False):  # set by saved_queries' dispatch only
-            return True
         user = getattr(request, "user", None)
         self.scope = "client" if user is not None and user.is_authenticated else "anon"
         self.rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from rest_framework.exceptions import APIException
 
 from analytics.saved_queries import SavedQuery, saved_query_refresh
 
@@ -30,7 +31,14 @@ class SavedQueryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Refresh the cache for the selected saved queries now")
     def refresh_now(self, request: HttpRequest, queryset: QuerySet[SavedQuery]) -> None:
-        ok = 0
+        ok, failed = 0, []
         for saved in queryset.select_related("owner", "owner_client"):
-            ok += saved_query_refresh(saved).status_code == 200
+            try:
+                saved_query_refresh(saved)
+            except APIException as exc:  # shown to the admin; one failure skips one query
+                failed.append(f"{saved.name}: {exc.detail}")
+                continue
+            ok += 1
         messages.info(request, f"Refreshed {ok} of {queryset.count()} saved queries.")
+        for failure in failed:
+            messages.warning(request, failure)

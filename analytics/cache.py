@@ -1,7 +1,8 @@
 """Response cache for the data endpoints (django-redis, or local memory in embedded mode).
 
-Key: endpoint + the normalised request (sorted lists, resolved bucket and timezone,
-absolute times) + the caller's effective project scope, hashed. Two callers with different
+Key: endpoint + the normalised request (``analytics.canonical``, the form the audit records
+too: sorted lists, resolved bucket and timezone, absolute times) + the caller's effective
+project scope, hashed. Two callers with different
 scopes can never share an entry. Ranges that reach "now" live ``CACHE_RECENT_TTL`` seconds
 so fresh traffic shows up; older ranges live ``CACHE_TTL``. A cache outage degrades to
 uncached answers with a warning, never an error.
@@ -25,6 +26,7 @@ from django.http import HttpResponse
 from prometheus_client import Counter
 from rest_framework.response import Response
 
+from analytics.canonical import canonical
 from analytics.query.scope import ProjectScope
 
 logger = structlog.get_logger(__name__)
@@ -33,7 +35,7 @@ CACHE_HITS = Counter("gateway_analytics_cache_hits_total", "Number of cache hits
 CACHE_MISSES = Counter("gateway_analytics_cache_misses_total", "Number of cache misses")
 CACHE_ERRORS = Counter("gateway_analytics_cache_errors_total", "Cache backend failures")
 
-KEY_VERSION = "v1"
+KEY_VERSION = "v2"  # v2: params in analytics.canonical form
 # A range whose end is within this of now counts as "reaching now".
 RECENT_WINDOW = timedelta(minutes=5)
 
@@ -53,26 +55,11 @@ class CacheInfo:
         return response
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}
-    if isinstance(value, list | tuple | set | frozenset):
-        items = [_canonical(v) for v in value]
-        if isinstance(value, set | frozenset):
-            items.sort(key=lambda v: json.dumps(v, sort_keys=True, default=str))
-        return items
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
 def cache_key(endpoint: str, params: dict[str, Any], scope: ProjectScope) -> str:
     """Stable across equal requests; different for any difference in scope."""
     material = {
         "endpoint": endpoint,
-        "params": _canonical(params),
+        "params": canonical(params),
         "scope": "all" if scope.is_all else sorted(scope.as_list() or []),
     }
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
@@ -98,7 +85,8 @@ def cached_answer(
     ttl: int | None = None,
 ) -> tuple[dict[str, Any], CacheInfo]:
     """The answer for this request: from cache when fresh, else computed and stored.
-    ``refresh`` skips the read (background refresh writes a fresh entry)."""
+    ``refresh`` skips the read (background refresh writes a fresh entry); ``ttl`` replaces
+    the range-based lifetime (a saved query's entry lives until its next refresh)."""
     if not settings.CACHE_ENABLED:
         return compute(), CacheInfo("BYPASS")
     key = cache_key(endpoint, params, scope)
@@ -159,27 +147,6 @@ def _set(key: str, value: dict[str, Any], ttl: int) -> None:
     except Exception as exc:  # noqa: BLE001 - the answer is still served, uncached
         CACHE_ERRORS.inc()
         logger.warning("cache_unavailable", operation="set", error=str(exc)[:200])
-
-
-def cached_for_request(
-    request: Any,
-    endpoint: str,
-    params: dict[str, Any],
-    scope: ProjectScope,
-    end_time: datetime | None,
-    compute: Callable[[], dict[str, Any]],
-) -> tuple[dict[str, Any], CacheInfo]:
-    """``cached_answer`` with the per-request switches a saved-query run or refresh sets
-    (``cache_refresh``: recompute; ``cache_ttl``: keep until the next refresh)."""
-    return cached_answer(
-        endpoint,
-        params,
-        scope,
-        end_time,
-        compute,
-        refresh=bool(getattr(request, "cache_refresh", False)),
-        ttl=getattr(request, "cache_ttl", None),
-    )
 
 
 def encode(body: dict[str, Any], rows: int) -> tuple[bytes, int]:

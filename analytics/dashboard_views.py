@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from analytics.dashboards import VIEWS, run_view
 from analytics.saved_queries import ENDPOINTS, run_response
+from analytics.saved_query_views import origin_of, request_id_of
 
 
 class DashboardViewQuerySerializer(serializers.Serializer):
@@ -67,5 +68,11 @@ class DashboardView(APIView):
             raise NotFound(f"No dashboard view {view!r}; views: {', '.join(VIEWS)}.")
         query = DashboardViewQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        outcome = run_view(view, query.validated_data["project_id"], request.user)
+        outcome = run_view(
+            view,
+            query.validated_data["project_id"],
+            request.user,
+            origin=origin_of(request),
+            request_id=request_id_of(request),
+        )
         return run_response(request, outcome)

@@ -2,11 +2,12 @@
 project and kept warm by Celery so that opening a dashboard is a cache hit.
 
 A view is a ``SavedQuery`` that is never stored: its endpoint, params and relative window
-plus ``project_ids=[project]``. Running it goes through ``saved_query_run``, so validation,
-project scope, audit and caching are exactly the endpoint's, and its window ends on a
-multiple of ``DASHBOARD_REFRESH_INTERVAL`` so every read inside one interval asks the same
-question. The warmer runs as the ``budmetrics-dashboard-warmer`` API client (all projects;
-inactive, so no key authenticates as it). The cache key holds only the project scope, not
+plus ``project_ids=[project]``. Running it goes through ``saved_query_run`` (the endpoint
+registry's ``answer``), so validation, project scope, audit and caching are exactly the
+endpoint's, and its window ends on a multiple of ``DASHBOARD_REFRESH_INTERVAL`` so every
+read inside one interval asks the same question. The warmer runs as the
+``budmetrics-dashboard-warmer`` API client (all projects; inactive, so no key
+authenticates as it). The cache key holds only the project scope, not
 the caller, so any reader allowed on the project shares the warmed entry.
 
 "Active" projects are those with traffic in the last ``DASHBOARD_ACTIVE_HOURS`` hours (at
@@ -30,6 +31,7 @@ from analytics import cache as response_cache
 from analytics.access import ApiClient, ApiClientPrincipal
 from analytics.query.system import active_project_ids
 from analytics.saved_queries import RunOutcome, SavedQuery, saved_query_run
+from budmetrics_site.errors import ServiceUnavailable
 
 logger = structlog.get_logger(__name__)
 
@@ -90,10 +92,24 @@ def view_query(name: str, project_id: uuid.UUID) -> SavedQuery:
 
 
 def run_view(
-    name: str, project_id: uuid.UUID, user: Any, *, refresh: bool = False, now: float | None = None
+    name: str,
+    project_id: uuid.UUID,
+    user: Any,
+    *,
+    refresh: bool = False,
+    now: float | None = None,
+    origin: str = "",
+    request_id: str = "",
 ) -> RunOutcome:
-    """Answer one dashboard view as ``user`` would get it from its endpoint."""
-    return saved_query_run(view_query(name, project_id), user, refresh=refresh, now=now)
+    """Answer one dashboard view as ``user`` would get it from its endpoint; errors raise."""
+    return saved_query_run(
+        view_query(name, project_id),
+        user,
+        refresh=refresh,
+        now=now,
+        origin=origin,
+        request_id=request_id,
+    )
 
 
 def warmer_principal() -> ApiClientPrincipal:
@@ -123,7 +139,12 @@ def _marker_key(name: str, project_id: uuid.UUID) -> str:
 
 def warm_dashboards(now: float | None = None) -> list[tuple[uuid.UUID, str]]:
     """Recompute every (active project, view) whose window has moved on since it was last
-    warmed; returns what was warmed. Idempotent within one interval."""
+    warmed; returns what was warmed. Idempotent within one interval.
+
+    Errors reach the caller (the Celery task retries dependency errors): ClickHouse being
+    unavailable stops the round at once; any other failure (one view timing out, say) is
+    logged, the other views are still warmed, and the first such error is raised at the
+    end, so one slow view neither starves the rest nor goes unnoticed."""
     if not settings.DASHBOARD_REFRESH_INTERVAL or not settings.CACHE_ENABLED:
         return []
     current = now if now is not None else response_cache.clock()
@@ -134,6 +155,7 @@ def warm_dashboards(now: float | None = None) -> list[tuple[uuid.UUID, str]]:
     markers = cache.get_many([_marker_key(name, p) for p, name in pending])
     principal = warmer_principal()
     warmed = []
+    failure: Exception | None = None
     for project_id, name in pending:
         key = _marker_key(name, project_id)
         if markers.get(key) == window_end:
@@ -141,18 +163,23 @@ def warm_dashboards(now: float | None = None) -> list[tuple[uuid.UUID, str]]:
         if not cache.add(f"lock:{key}", "1", timeout=settings.CELERY_TASK_TIME_LIMIT):
             continue  # another worker is warming it right now
         try:
-            outcome = run_view(name, project_id, principal, refresh=True, now=current)
-            if outcome.status_code == 200:
-                cache.set(key, window_end, timeout=2 * max(60, settings.DASHBOARD_REFRESH_INTERVAL))
-                warmed.append((project_id, name))
-            else:
-                logger.warning(
-                    "dashboard_warm_failed",
-                    project_id=str(project_id),
-                    view=name,
-                    status=outcome.status_code,
-                )
+            run_view(name, project_id, principal, refresh=True, now=current)
+        except ServiceUnavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - raised after the other views are warmed
+            logger.warning(
+                "dashboard_warm_failed",
+                project_id=str(project_id),
+                view=name,
+                error=type(exc).__name__,
+            )
+            failure = failure or exc
+            continue
         finally:
             cache.delete(f"lock:{key}")
+        cache.set(key, window_end, timeout=2 * max(60, settings.DASHBOARD_REFRESH_INTERVAL))
+        warmed.append((project_id, name))
     logger.info("dashboards_warmed", count=len(warmed), window_end=window_end)
+    if failure is not None:
+        raise failure
     return warmed

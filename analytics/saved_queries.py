@@ -1,15 +1,15 @@
 """Saved queries: a named request to one data endpoint, with a relative or absolute time
 window, that dashboards run by id and Celery keeps warm in the cache.
 
-A saved query is run by dispatching the endpoint's own view in-process under the runner's
-identity, so validation, project scope, audit and caching are exactly the endpoint's.
+A saved query is answered by the endpoint registry (``analytics.endpoints.answer``) for the
+runner's principal, so validation, project scope, audit and caching are exactly the
+endpoint's, with no request in between.
 Relative windows end on a boundary of ``max(60 s, refresh_interval)``, so every run inside
 one interval asks the same question and shares one cache entry with the refresh.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import time
@@ -20,43 +20,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.handlers.wsgi import WSGIRequest
 from django.db import models
-from django.http import QueryDict
-from django.urls import resolve, reverse
 from django.utils import timezone
-from django.utils.module_loading import import_string
+from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from analytics import cache as response_cache
 from analytics.access import ApiClient, ApiClientPrincipal
-
-
-@dataclass(frozen=True)
-class SavedEndpoint:
-    url_name: str
-    method: str
-    serializer: str  # dotted path of the endpoint's request serializer
-
-
-ENDPOINTS: dict[str, SavedEndpoint] = {
-    "analytics": SavedEndpoint(
-        "gateway-analytics", "POST", "analytics.serializers.AnalyticsRequestSerializer"
-    ),
-    "geographical-stats": SavedEndpoint(
-        "gateway-geographical-stats", "GET", "geo.serializers.GeoStatsQuerySerializer"
-    ),
-    "top-routes": SavedEndpoint(
-        "gateway-top-routes", "GET", "analytics.traffic_serializers.TopRoutesQuerySerializer"
-    ),
-    "client-analytics": SavedEndpoint(
-        "gateway-client-analytics",
-        "GET",
-        "analytics.traffic_serializers.ClientAnalyticsQuerySerializer",
-    ),
-    "blocking-stats": SavedEndpoint(
-        "blocking-stats", "GET", "blocking.serializers.BlockingStatsQuerySerializer"
-    ),
-}
+from analytics.endpoints import ENDPOINTS, CachePolicy, answer_audited, page_url_for, validate
+from budmetrics_site.errors import _flatten
 
 WINDOWS: dict[str, timedelta | None] = {
     "last_1h": timedelta(hours=1),
@@ -183,44 +154,24 @@ class SavedQuery(models.Model):
 
 def validate_params(endpoint: str, params: dict[str, Any]) -> dict[str, list[str]]:
     """The endpoint serializer's errors for these params ({} when valid)."""
-    from budmetrics_site.errors import _flatten
-
-    spec = ENDPOINTS[endpoint]
-    serializer_class = import_string(spec.serializer)
-    data: Any = params
-    if spec.method == "GET":
-        from analytics.traffic_serializers import query_params_data
-
-        data = query_params_data(_query_dict(params))
-    elif endpoint == "analytics":
-        from analytics.serializers import pop_project_filter
-
-        data = pop_project_filter(params)
-    serializer = serializer_class(data=data)
-    if serializer.is_valid():
-        return {}
-    return _flatten(serializer.errors)
+    try:
+        validate(ENDPOINTS[endpoint], params)
+    except DRFValidationError as exc:
+        return _flatten(exc.detail)
+    return {}
 
 
-def _query_dict(params: dict[str, Any]) -> QueryDict:
-    query = QueryDict(mutable=True)
-    for key, value in params.items():
-        if isinstance(value, list):
-            query[key] = ",".join(str(v) for v in value)
-        elif isinstance(value, bool):
-            query[key] = "true" if value else "false"
-        elif value is not None:
-            query[key] = str(value)
-    return query
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunOutcome:
+    """A saved query's answer. Failures raise (a view's exception handler renders them,
+    a Celery task sees them and retries dependency errors), so ``status_code`` is 200."""
+
     status_code: int
-    content: bytes  # the endpoint's JSON body, as it rendered it
+    content: bytes  # the endpoint's JSON body, exactly as the endpoint sends it
     cache_status: str
     duration_ms: float
     age_seconds: int = 0
+    rows: int = 0
 
     @property
     def body(self) -> dict[str, Any]:
@@ -228,68 +179,51 @@ class RunOutcome:
 
 
 def saved_query_run(
-    saved: SavedQuery, user: Any, *, refresh: bool = False, now: float | None = None
+    saved: SavedQuery,
+    user: Any,
+    *,
+    refresh: bool = False,
+    now: float | None = None,
+    origin: str = "",
+    request_id: str = "",
 ) -> RunOutcome:
-    """Answer a saved query as ``user`` would get it from the endpoint itself."""
-    spec = ENDPOINTS[saved.endpoint]
+    """Answer a saved query as ``user`` would get it from the endpoint itself (their
+    project scope; audited as a query of the endpoint). ``refresh`` recomputes even when
+    cached; ``origin`` (``scheme://host``) starts any page links; errors raise."""
+    endpoint = ENDPOINTS[saved.endpoint]
     params = saved.resolved_params(now)
-    path = reverse(spec.url_name)
-    body = json.dumps(params).encode() if spec.method == "POST" else b""
-    query = _query_dict(params).urlencode() if spec.method == "GET" else ""
-    request = WSGIRequest(
-        {
-            "REQUEST_METHOD": spec.method,
-            "PATH_INFO": path,
-            "SCRIPT_NAME": "",
-            "QUERY_STRING": query,
-            "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(body)),
-            "SERVER_NAME": "budmetrics.internal",
-            "SERVER_PORT": "80",
-            "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_ACCEPT": "application/json",
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-        }
-    )
-    request._dont_enforce_csrf_checks = True
-    request._force_auth_user = user  # DRF's forced authentication: the runner's identity
-    # Already throttled as the outer request (run, dashboard read), or a background job.
-    request.skip_throttle = True
-    request.cache_refresh = refresh
-    request.cache_ttl = saved.cache_ttl()
     started = time.perf_counter()
-    response = resolve(path).func(request)
-    duration_ms = (time.perf_counter() - started) * 1000
-    if hasattr(response, "render"):
-        response.render()
+    result = answer_audited(
+        endpoint,
+        params,
+        user,
+        CachePolicy(refresh=refresh, ttl=saved.cache_ttl()),
+        request_id=request_id,
+        page_url=page_url_for(endpoint, params, origin),
+    )
     return RunOutcome(
-        response.status_code,
-        response.content,
-        response.get("X-Cache", ""),
-        duration_ms,
-        int(response.get("Age") or 0),
+        200,
+        result.payload,
+        result.cache.status,
+        (time.perf_counter() - started) * 1000,
+        result.cache.age_seconds,
+        result.rows,
     )
 
 
 def run_response(request: Any, outcome: RunOutcome) -> Any:
     """A run's answer for the caller: the endpoint's bytes as they are (a large cached
-    body is neither parsed nor rendered again), with its status and cache headers."""
-    info = response_cache.CacheInfo(outcome.cache_status or "BYPASS", outcome.age_seconds)
-    response = response_cache.json_response(request, outcome.content, info)
-    response.status_code = outcome.status_code
-    if not outcome.cache_status:
-        del response["X-Cache"]
-    return response
+    body is neither parsed nor rendered again), with its cache headers."""
+    info = response_cache.CacheInfo(outcome.cache_status, outcome.age_seconds)
+    return response_cache.json_response(request, outcome.content, info)
 
 
 def saved_query_refresh(saved: SavedQuery, *, now: float | None = None) -> RunOutcome:
-    """Recompute and re-cache as the owner; record when and how long."""
+    """Recompute and re-cache as the owner; record when and how long. Errors raise."""
     outcome = saved_query_run(saved, saved.owner_principal(), refresh=True, now=now)
-    if outcome.status_code == 200:
-        SavedQuery.objects.filter(pk=saved.pk).update(
-            last_refreshed_at=timezone.now(), last_duration_ms=round(outcome.duration_ms, 2)
-        )
+    SavedQuery.objects.filter(pk=saved.pk).update(
+        last_refreshed_at=timezone.now(), last_duration_ms=round(outcome.duration_ms, 2)
+    )
     return outcome
 
 

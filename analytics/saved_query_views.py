@@ -187,5 +187,20 @@ class SavedQueryViewSet(
         saved = self.get_object()
         if not saved.can_run(request.user):
             raise PermissionDenied("This saved query is neither yours nor shared.")
-        outcome = saved_query_run(saved, request.user)
+        outcome = saved_query_run(
+            saved,
+            request.user,
+            origin=origin_of(request),
+            request_id=request_id_of(request),
+        )
         return run_response(request, outcome)
+
+
+def origin_of(request: Request) -> str:
+    """``scheme://host`` of the caller's request, for page links in a run's answer."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def request_id_of(request: Request) -> str:
+    """The request id the middleware gave this request, for the run's audit row."""
+    return str(getattr(request, "request_id", "") or "")

@@ -9,6 +9,7 @@ from typing import Any
 import structlog
 from celery import shared_task
 from django.core.cache import cache
+from rest_framework.exceptions import APIException
 
 from analytics import dashboards
 from analytics.access import audit_cleanup
@@ -37,7 +38,9 @@ def lock_key(saved_query_id: Any) -> str:
 )
 def refresh_saved_query(saved_query_id: str) -> str:
     """Recompute one saved query into the cache. Returns "refreshed", "locked" (another
-    refresh holds the lock), "missing" or the failing status code."""
+    refresh holds the lock), "missing", or the status of an answer the endpoint refuses
+    (a query its owner may no longer read, say: retrying would not help). Dependency
+    errors (ClickHouse down, a query timeout) raise, so the task is retried."""
     key = lock_key(saved_query_id)
     if not cache.add(key, "1", timeout=LOCK_SECONDS):  # SET NX on Redis: atomic
         logger.info("saved_query_refresh_skipped", saved_query=saved_query_id, reason="locked")
@@ -50,16 +53,21 @@ def refresh_saved_query(saved_query_id: str) -> str:
         )
         if saved is None:
             return "missing"
-        outcome = saved_query_refresh(saved)
-        if outcome.status_code == 503:
-            raise ServiceUnavailable()
+        try:
+            outcome = saved_query_refresh(saved)
+        except APIException as exc:
+            if exc.status_code >= 500:
+                raise
+            logger.warning(
+                "saved_query_refresh_refused", saved_query=saved_query_id, status=exc.status_code
+            )
+            return str(exc.status_code)
         logger.info(
             "saved_query_refreshed",
             saved_query=saved_query_id,
-            status=outcome.status_code,
             duration_ms=round(outcome.duration_ms, 2),
         )
-        return "refreshed" if outcome.status_code == 200 else str(outcome.status_code)
+        return "refreshed"
     finally:
         cache.delete(key)
 

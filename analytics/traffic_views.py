@@ -1,19 +1,14 @@
 """``GET /gateway/top-routes`` and ``GET /gateway/client-analytics``: thin views over the
-query serializers (validation) and ``analytics.traffic_queries`` (SQL and shaping)."""
+endpoint registry (``analytics.endpoints``: validation, scope, cache, the query)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from django.conf import settings
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from analytics.access import AuditedQueryMixin, resolve_project_scope
-from analytics.cache import cached_for_request, encode, json_response
-from analytics.traffic_queries import CLIENT_AGENT_COLUMNS, Window, client_analytics, top_routes
+from analytics.data_view import EndpointView
+from analytics.endpoints import ENDPOINTS
 from analytics.traffic_serializers import (
     ERROR_RESPONSES,
     ClientAnalyticsQuerySerializer,
@@ -21,36 +16,13 @@ from analytics.traffic_serializers import (
     TopRoutesQuerySerializer,
     TopRoutesResponseSerializer,
     query_parameters,
-    query_params_data,
 )
 
 _PROJECT = "6f1c1f5e-0a43-4c1b-9a4e-1f0d6a2b9c11"
 
 
-def cache_params(data: dict[str, Any]) -> dict[str, Any]:
-    """The validated request as a cache-key part; IP masking changes the answer too."""
-    return {**data, "anonymize_ips": settings.ANONYMIZE_IPS}
-
-
-def validated_window(serializer_class: type, request: Request) -> tuple[dict[str, Any], Window]:
-    """Validate the query string and resolve the caller's project scope (403 naming any
-    project they may not read)."""
-    serializer = serializer_class(data=query_params_data(request.query_params))
-    serializer.is_valid(raise_exception=True)
-    data = dict(serializer.validated_data)
-    scope = resolve_project_scope(request, data["project_ids"])
-    window = Window(
-        scope=scope,
-        start=data["start_time"],
-        end=data["end_time"],
-        model_ids=tuple(data["model_ids"]),
-        endpoint_ids=tuple(data["endpoint_ids"]),
-    )
-    return data, window
-
-
-class TopRoutesView(AuditedQueryMixin, APIView):
-    audit_endpoint = "top-routes"
+class TopRoutesView(EndpointView):
+    endpoint = ENDPOINTS["top-routes"]
 
     @extend_schema(
         summary="Most requested routes and their performance",
@@ -95,43 +67,11 @@ class TopRoutesView(AuditedQueryMixin, APIView):
         tags=["traffic"],
     )
     def get(self, request: Request) -> Response:
-        data, window = validated_window(TopRoutesQuerySerializer, request)
-        self.audit_params = data
-        answer, cache_info = cached_for_request(
-            request,
-            "top-routes",
-            cache_params(data),
-            window.scope,
-            window.end,
-            lambda: _top_routes_body(
-                top_routes(
-                    window,
-                    limit=data["limit"],
-                    order_by=data["order_by"],
-                    method=data.get("method") or None,
-                    path=data.get("path") or None,
-                    route=data.get("route") or None,
-                    group_ids=data["group_ids"],
-                )
-            ),
-        )
-        payload, self.audit_rows = answer
-        return json_response(request, payload, cache_info)
+        return self.respond_to_query(request)
 
 
-def _top_routes_body(result: dict[str, Any]) -> tuple[bytes, int]:
-    body = TopRoutesResponseSerializer({"success": True, "data": result}).data
-    return encode(body, len(result["routes"]))
-
-
-def _page_link(request: Request, offset: int) -> str:
-    query = request.query_params.copy()
-    query["offset"] = str(offset)
-    return request.build_absolute_uri(request.path) + "?" + query.urlencode()
-
-
-class ClientAnalyticsView(AuditedQueryMixin, APIView):
-    audit_endpoint = "client-analytics"
+class ClientAnalyticsView(EndpointView):
+    endpoint = ENDPOINTS["client-analytics"]
 
     @extend_schema(
         summary="Usage by client (API key)",
@@ -189,36 +129,4 @@ class ClientAnalyticsView(AuditedQueryMixin, APIView):
         tags=["traffic"],
     )
     def get(self, request: Request) -> Response:
-        data, window = validated_window(ClientAnalyticsQuerySerializer, request)
-        self.audit_params = data
-        limit, offset = data["limit"], data["offset"]
-        result, cache_info = cached_for_request(
-            request,
-            "client-analytics",
-            cache_params(data),
-            window.scope,
-            window.end,
-            lambda: client_analytics(
-                window,
-                limit=limit,
-                offset=offset,
-                order_by=data["order_by"],
-                search=data.get("search") or None,
-                agent_filters={c: data[c] for c in CLIENT_AGENT_COLUMNS if data.get(c)},
-            ),
-        )
-        self.audit_rows = len(result["clients"])
-        pagination = {
-            "limit": limit,
-            "offset": offset,
-            "has_more": result["has_more"],
-            "next": _page_link(request, offset + limit) if result["has_more"] else None,
-            "previous": _page_link(request, max(offset - limit, 0)) if offset else None,
-        }
-        payload = {
-            "clients": result["clients"],
-            "summary": result["summary"],
-            "pagination": pagination,
-        }
-        body = ClientAnalyticsResponseSerializer({"success": True, "data": payload}).data
-        return cache_info.apply(Response(body))
+        return self.respond_to_query(request)

@@ -1,5 +1,5 @@
 """``POST /gateway/analytics`` and ``GET /gateway/analytics/schema``: thin views over the
-serializer (validation) and ``analytics.query`` (building and running)."""
+endpoint registry (``analytics.endpoints``: validation, scope, cache, the query)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from analytics.access import AuditedQueryMixin, resolve_project_scope
-from analytics.cache import cached_for_request, encode, json_response
-from analytics.query import AnalyticsQuery, run_analytics
+from analytics.data_view import EndpointView
+from analytics.endpoints import ENDPOINTS
 from analytics.query.registry import (
     AUTO_BUCKET_POINT_BUDGET,
     BUCKETS,
@@ -25,7 +24,7 @@ from analytics.query.registry import (
     METRICS,
     OPERATORS,
 )
-from analytics.serializers import AnalyticsRequestSerializer, pop_project_filter
+from analytics.serializers import AnalyticsRequestSerializer
 
 _RESPONSE = inline_serializer(
     "AnalyticsResponse",
@@ -56,8 +55,8 @@ _EXAMPLE_REQUEST = {
 }
 
 
-class AnalyticsView(AuditedQueryMixin, APIView):
-    audit_endpoint = "analytics"
+class AnalyticsView(EndpointView):
+    endpoint = ENDPOINTS["analytics"]
 
     @extend_schema(
         summary="Query gateway analytics",
@@ -76,55 +75,7 @@ class AnalyticsView(AuditedQueryMixin, APIView):
         tags=["analytics"],
     )
     def post(self, request: Request) -> Response:
-        serializer = AnalyticsRequestSerializer(data=pop_project_filter(request.data))
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        self.audit_params = (
-            dict(serializer.initial_data) if isinstance(serializer.initial_data, dict) else {}
-        )
-        scope = resolve_project_scope(request, data["project_ids"])
-        query = AnalyticsQuery.from_validated(data, scope)
-        answer, cache_info = cached_for_request(
-            request,
-            "analytics",
-            {**_echo(query), "filters": repr(query.filters)},
-            scope,
-            query.end,
-            lambda: _answer(query),
-        )
-        payload, self.audit_rows = answer
-        return json_response(request, payload, cache_info)
-
-
-def _answer(query: AnalyticsQuery) -> tuple[bytes, int]:
-    result = run_analytics(query)
-    data = {
-        "time_series": result.time_series,
-        "summary": result.summary,
-        "query": _echo(query),
-        "meta": result.meta,
-    }
-    return encode({"success": True, "data": data}, len(result.time_series))
-
-
-def _echo(query: AnalyticsQuery) -> dict[str, Any]:
-    """The normalised request that was answered."""
-    return {
-        "start_time": query.start.isoformat().replace("+00:00", "Z"),
-        "end_time": query.end.isoformat().replace("+00:00", "Z"),
-        "time_bucket": query.bucket,
-        "timezone": query.timezone,
-        "metrics": list(query.metrics),
-        "group_by": list(query.group_by),
-        "project_scope": "all" if query.scope.is_all else query.scope.as_list(),
-        "model_ids": [str(m) for m in query.model_ids],
-        "endpoint_ids": [str(e) for e in query.endpoint_ids],
-        "fill_gaps": query.fill_gaps,
-        "top_n": query.top_n,
-        "order_by": query.order_by or (query.metrics[0] if query.top_n else None),
-        "include_other": query.include_other,
-        "compare_previous": query.compare_previous,
-    }
+        return self.respond(request, request.data)
 
 
 def analytics_schema() -> dict[str, Any]:

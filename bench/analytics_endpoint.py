@@ -272,15 +272,15 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
     from rest_framework.renderers import JSONRenderer
 
     import analytics.access
+    import analytics.endpoints
     import analytics.query.runner
-    import analytics.views
     from analytics.serializers import AnalyticsRequestSerializer
 
     timers = _Timers()
     components = [
         ("whole call (test client)", None, None),
         ("  view: serializer.is_valid", AnalyticsRequestSerializer, "is_valid"),
-        ("  view: run_analytics", analytics.views, "run_analytics"),
+        ("  view: run_analytics", analytics.endpoints, "run_analytics"),
         ("    runner.run (driver + engine)", analytics.query.runner, "run"),
         ("  audit: record_query (DB insert + log)", analytics.access, "record_query"),
         ("  JSONRenderer.render", JSONRenderer, "render"),

@@ -152,7 +152,8 @@ def hit_breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str
     """Median ms per component of a HIT (nested labels are part of their parent)."""
     import analytics.access
     import analytics.cache
-    import analytics.views
+    import analytics.data_view
+    import analytics.endpoints
     from analytics.access import ApiClient, ApiKeyAuthentication, ClientRateThrottle
     from analytics.audit_writer import AuditWriter
     from analytics.serializers import AnalyticsRequestSerializer
@@ -165,11 +166,11 @@ def hit_breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str
         ("    ApiClient.from_key (cached: Redis GET)", ApiClient, "from_key"),
         ("  throttle: ClientRateThrottle.allow_request", ClientRateThrottle, "allow_request"),
         ("  validation: serializer.is_valid", AnalyticsRequestSerializer, "is_valid"),
-        ("  scope: resolve_project_scope", analytics.views, "resolve_project_scope"),
-        ("  cache: cached_for_request (key + gets)", analytics.views, "cached_for_request"),
+        ("  scope: scope_for", analytics.endpoints, "scope_for"),
+        ("  cache: cached_answer (key + gets)", analytics.endpoints, "cached_answer"),
         ("    cache_key (hash)", analytics.cache, "cache_key"),
         ("    Redis GET entry + generation (+ unpickle)", analytics.cache, "_get_with_generation"),
-        ("  response: json_response (bytes as-is)", analytics.views, "json_response"),
+        ("  response: json_response (bytes as-is)", analytics.data_view, "json_response"),
         ("  audit: record_query", analytics.access, "record_query"),
         ("    queue the audit row (AuditWriter.add)", AuditWriter, "add"),
     ]

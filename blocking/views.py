@@ -22,21 +22,17 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from rest_framework.viewsets import GenericViewSet
 
 from analytics.access import (
-    AuditedQueryMixin,
     ProjectAccessDenied,
     allowed_project_ids,
     api_client_of,
     has_all_projects,
-    resolve_project_scope,
 )
-from analytics.cache import cached_for_request, encode, json_response
-from analytics.traffic_serializers import query_params_data
-from analytics.traffic_views import cache_params
-from blocking import queries, serializers, services, stats
+from analytics.data_view import EndpointView
+from analytics.endpoints import ENDPOINTS
+from blocking import serializers, services, stats
 from blocking.models import BlockingRule
 
 ERRORS = {
@@ -204,8 +200,8 @@ class BlockingRuleViewSet(GenericViewSet):
         return Response({"success": True, "data": {"id": str(rule_id), "deleted": True}})
 
 
-class BlockingStatsView(AuditedQueryMixin, APIView):
-    audit_endpoint = "blocking-stats"
+class BlockingStatsView(EndpointView):
+    endpoint = ENDPOINTS["blocking-stats"]
 
     @extend_schema(
         summary="Blocked traffic and blocking-rule statistics",
@@ -214,34 +210,4 @@ class BlockingStatsView(AuditedQueryMixin, APIView):
         responses={200: serializers.BlockingStatsResponseSerializer, **ERRORS},
     )
     def get(self, request: Request) -> Response:
-        params = serializers.BlockingStatsQuerySerializer(
-            data=query_params_data(request.query_params)
-        )
-        params.is_valid(raise_exception=True)
-        data = params.validated_data
-        self.audit_params = dict(data)
-        scope = resolve_project_scope(request, data["project_ids"])
-        query = queries.StatsQuery(
-            scope=scope,
-            start=data["start_time"],
-            end=data["end_time"],
-            limit=data["limit"],
-            bucket=data["time_bucket"],
-            model_ids=tuple(data["model_ids"]),
-            endpoint_ids=tuple(data["endpoint_ids"]),
-        )
-        body, cache_info = cached_for_request(
-            request,
-            "blocking-stats",
-            cache_params(data),
-            scope,
-            query.end,
-            lambda: _stats_body(query),
-        )
-        payload, self.audit_rows = body
-        return json_response(request, payload, cache_info)
-
-
-def _stats_body(query: queries.StatsQuery) -> tuple[bytes, int]:
-    data = serializers.BlockingStatsSerializer(stats.blocking_stats(query)).data
-    return encode({"success": True, "data": data}, stats.count_rows(data))
+        return self.respond_to_query(request)

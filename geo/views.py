@@ -1,25 +1,20 @@
-"""``GET /gateway/geographical-stats``: a thin view over ``GeoStatsQuerySerializer``
-(validation) and ``geo.queries.geo_stats`` (SQL and shaping)."""
+"""``GET /gateway/geographical-stats``: a thin view over the endpoint registry
+(``analytics.endpoints``: ``GeoStatsQuerySerializer``, ``geo.queries.geo_stats``, cache)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from analytics.access import AuditedQueryMixin
-from analytics.cache import cached_for_request, encode, json_response
+from analytics.data_view import EndpointView
+from analytics.endpoints import ENDPOINTS
 from analytics.traffic_serializers import ERROR_RESPONSES, query_parameters
-from analytics.traffic_views import cache_params, validated_window
-from geo.queries import geo_stats
 from geo.serializers import GeoStatsQuerySerializer, GeoStatsResponseSerializer, example_response
 
 
-class GeoStatsView(AuditedQueryMixin, APIView):
-    audit_endpoint = "geographical-stats"
+class GeoStatsView(EndpointView):
+    endpoint = ENDPOINTS["geographical-stats"]
 
     @extend_schema(
         summary="Where requests come from",
@@ -43,27 +38,4 @@ class GeoStatsView(AuditedQueryMixin, APIView):
         tags=["geography"],
     )
     def get(self, request: Request) -> Response:
-        data, window = validated_window(GeoStatsQuerySerializer, request)
-        self.audit_params = data
-        answer, cache_info = cached_for_request(
-            request,
-            "geographical-stats",
-            cache_params(data),
-            window.scope,
-            window.end,
-            lambda: _body(
-                geo_stats(
-                    window,
-                    limit=data["limit"],
-                    order_by=data["order_by"],
-                    country_code=data.get("country_code") or None,
-                )
-            ),
-        )
-        payload, self.audit_rows = answer
-        return json_response(request, payload, cache_info)
-
-
-def _body(result: dict[str, Any]) -> tuple[bytes, int]:
-    body = GeoStatsResponseSerializer({"success": True, "data": result}).data
-    return encode(body, len(result["countries"]) + len(result["regions"]) + len(result["cities"]))
+        return self.respond_to_query(request)
