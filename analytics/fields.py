@@ -1,4 +1,7 @@
-"""Request fields shared by every data endpoint, in the shapes BudApp sends."""
+"""Request fields shared by every endpoint, in the shapes BudApp sends, and the strict-input
+rules every input serializer follows: unknown keys are a 400 with a suggestion, numbers
+and booleans have one spelling rule (a JSON value or its canonical string), and
+messages quote values as JSON (``null``, ``true``), never as Python."""
 
 from __future__ import annotations
 
@@ -209,8 +212,8 @@ def unknown_names_error(
     for name in sorted({str(n) for n in names} - set(allowed))[:10]:
         shown = name[:60]
         close = difflib.get_close_matches(name.rstrip("[]"), allowed, n=1, cutoff=0.6)
-        hint = f" Did you mean {close[0]}?" if close else ""
-        errors[shown] = [f"Unknown {kind} {json_text(shown)}.{hint} allowed: {', '.join(allowed)}."]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        errors[shown] = [f"Unknown {kind} {json_text(shown)}{hint}; allowed: {', '.join(allowed)}."]
     return errors
 
 

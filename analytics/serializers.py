@@ -101,7 +101,12 @@ def _leaf(dimension: str, spec: Any, path: str) -> FilterLeaf:
     if dimension not in DIMENSIONS:
         message = unknown_names_error([dimension], DIMENSIONS, "filter key")
         raise serializers.ValidationError(
-            {path: [f"{text} (and the operators and, or, not)" for text in message.popitem()[1]]}
+            {
+                path: [
+                    f"{text.rstrip('.')} (and the operators and, or, not)."
+                    for text in message.popitem()[1]
+                ]
+            }
         )
     kind = DIMENSIONS[dimension].type
     allowed = OPERATORS[kind]
