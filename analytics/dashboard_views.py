@@ -13,11 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.dashboards import VIEWS, run_view
+from analytics.fields import StrictQueryMixin
 from analytics.saved_queries import ENDPOINTS, run_response
 from analytics.saved_query_views import origin_of, request_id_of
 
 
-class DashboardViewQuerySerializer(serializers.Serializer):
+class DashboardViewQuerySerializer(StrictQueryMixin, serializers.Serializer):
     project_id = serializers.UUIDField(help_text="The project whose dashboard to show.")
 
 

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from analytics.access import ApiClientPrincipal
+from analytics.fields import StrictModelSerializer
 from analytics.saved_queries import (
     ENDPOINTS,
     WINDOWS,
@@ -27,7 +28,7 @@ from analytics.saved_queries import (
 )
 
 
-class SavedQuerySerializer(serializers.ModelSerializer):
+class SavedQuerySerializer(StrictModelSerializer):
     endpoint = serializers.ChoiceField(choices=list(ENDPOINTS))
     time_window = serializers.ChoiceField(choices=list(WINDOWS), default="last_24h")
     params = serializers.JSONField(default=dict)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from zoneinfo import ZoneInfo, available_timezones
 
 from django.conf import settings
 from rest_framework import serializers
@@ -13,7 +12,19 @@ from rest_framework import serializers
 from analytics.fields import (
     MAX_LIST_ITEMS,
     FlexibleDateTimeField,
+    JsonBooleanField,
+    JsonListField,
+    StrictChoiceField,
+    StrictFieldsMixin,
+    TimezoneField,
     UUIDListField,
+    WholeNumberField,
+    choice_error,
+    json_text,
+    json_type,
+    parse_boolean,
+    parse_whole_number,
+    unknown_names_error,
     validate_time_range,
 )
 from analytics.query import (
@@ -33,25 +44,20 @@ from analytics.query.registry import (
     OPERATORS,
 )
 
-_TIMEZONES = frozenset(available_timezones())
 _BOOLEAN_OPS = ("and", "or", "not")
 MAX_STRING_VALUE = 1000
 
 
-def _choices_message(kind: str, allowed: Any) -> str:
-    return f"'{{input}}' is not a valid {kind}; allowed: {', '.join(allowed)}."
-
-
-class MetricField(serializers.ChoiceField):
+class MetricField(StrictChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=list(METRICS), **kwargs)
-        self.error_messages["invalid_choice"] = _choices_message("metric", METRICS)
+        self.error_messages.update(choice_error("metric"))
 
 
-class DimensionField(serializers.ChoiceField):
+class DimensionField(StrictChoiceField):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=list(DIMENSIONS), **kwargs)
-        self.error_messages["invalid_choice"] = _choices_message("dimension", DIMENSIONS)
+        self.error_messages.update(choice_error("dimension"))
 
 
 def _scalar(dimension: str, value: Any, path: str) -> Any:
@@ -63,17 +69,19 @@ def _scalar(dimension: str, value: Any, path: str) -> Any:
         except ValueError:
             return _bad(path, value, "a UUID")
     if spec.type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            return _bad(path, value, "a whole number")
-        if not -(2**63) <= value < 2**63:
+        number = parse_whole_number(value)
+        if number is None:
+            return _bad(path, value, 'a whole number (such as 5 or "5")')
+        if not -(2**63) <= number < 2**63:
             return _bad(path, value, "a whole number within 64 bits")
-        return value
+        return number
     if spec.type == "boolean":
-        if not isinstance(value, bool):
-            return _bad(path, value, "true or false")
-        return value
+        flag = parse_boolean(value)
+        if flag is None:
+            return _bad(path, value, 'true or false (or "true"/"false")')
+        return flag
     if spec.type == "enum":
-        if value not in spec.values:
+        if not isinstance(value, str) or value not in spec.values:
             return _bad(path, value, f"one of {', '.join(spec.values)}")
         return value
     if not isinstance(value, str):
@@ -84,39 +92,48 @@ def _scalar(dimension: str, value: Any, path: str) -> Any:
 
 
 def _bad(path: str, value: Any, expected: str = "a valid value") -> Any:
-    shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:80] + "…"
-    raise serializers.ValidationError({path: [f"{shown} is not {expected}."]})
+    raise serializers.ValidationError({path: [f"{json_text(value)} is not {expected}."]})
 
 
 def _leaf(dimension: str, spec: Any, path: str) -> FilterLeaf:
     if dimension not in DIMENSIONS:
+        message = unknown_names_error([dimension], DIMENSIONS, "filter key")
         raise serializers.ValidationError(
             {
                 path: [
-                    f"'{dimension[:60]}' is not a filter key; allowed: "
-                    f"{', '.join(DIMENSIONS)} (and the operators and, or, not)."
+                    f"{text.rstrip('.')} (and the operators and, or, not)."
+                    for text in message.popitem()[1]
                 ]
             }
         )
     kind = DIMENSIONS[dimension].type
     allowed = OPERATORS[kind]
     if isinstance(spec, dict):
-        unknown = set(spec) - {"op", "value"}
-        if unknown or "op" not in spec:
+        unknown = unknown_names_error(set(spec) - {"op", "value"}, ("op", "value"), "key")
+        if unknown:
             raise serializers.ValidationError(
-                {path: ['The operator form is {"op": ..., "value": ...}.']}
+                {f"{path}.{key}": messages for key, messages in unknown.items()}
             )
+        for key in ("op", "value"):
+            if key not in spec:
+                raise serializers.ValidationError(
+                    {
+                        f"{path}.{key}": [
+                            f'{key} is required: the operator form is {{"op": ..., "value": ...}}.'
+                        ]
+                    }
+                )
         op = spec["op"]
-        if op not in allowed:
+        if not isinstance(op, str) or op not in allowed:
             raise serializers.ValidationError(
                 {
                     path: [
-                        f"Operator '{str(op)[:30]}' does not apply to {kind} dimension "
+                        f"Operator {json_text(op, 30)} does not apply to {kind} dimension "
                         f"'{dimension}'; allowed: {', '.join(allowed)}."
                     ]
                 }
             )
-        value = spec.get("value")
+        value = spec["value"]
     elif isinstance(spec, list):
         op, value = "in", spec
     else:
@@ -124,19 +141,26 @@ def _leaf(dimension: str, spec: Any, path: str) -> FilterLeaf:
 
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:
-            raise serializers.ValidationError({path: ["Must be a non-empty list."]})
+            raise serializers.ValidationError(
+                {path: [f"Must be a non-empty list, got {json_text(value, 40)}."]}
+            )
         if len(value) > MAX_LIST_ITEMS:
             raise serializers.ValidationError(
                 {path: [f"At most {MAX_LIST_ITEMS} values are allowed, got {len(value)}."]}
             )
         return FilterLeaf(dimension, op, tuple(_scalar(dimension, v, path) for v in value))
     if op == "is_empty":
-        if not isinstance(value, bool):
-            raise serializers.ValidationError({path: ["is_empty takes true or false."]})
-        return FilterLeaf(dimension, op, value)
+        flag = parse_boolean(value)
+        if flag is None:
+            raise serializers.ValidationError(
+                {path: [f"is_empty takes true or false, got {json_text(value, 40)}."]}
+            )
+        return FilterLeaf(dimension, op, flag)
     if op in ("contains", "starts_with", "regex"):
         if not isinstance(value, str) or not value:
-            raise serializers.ValidationError({path: ["Must be a non-empty string."]})
+            raise serializers.ValidationError(
+                {path: [f"Must be a non-empty string, got {json_text(value, 40)}."]}
+            )
         if len(value) > MAX_STRING_VALUE:
             raise serializers.ValidationError({path: [f"At most {MAX_STRING_VALUE} characters."]})
         if op == "regex":
@@ -166,13 +190,17 @@ def parse_filters(data: Any, path: str = "", depth: int = 0) -> FilterNode | Non
             {path or "non_field_errors": [f"Filters nest at most {MAX_FILTER_DEPTH} levels deep."]}
         )
     if not isinstance(data, dict):
-        raise serializers.ValidationError({path or "non_field_errors": ["Must be an object."]})
+        raise serializers.ValidationError(
+            {path or "non_field_errors": [f"Must be an object, got {json_type(data)}."]}
+        )
     children: list[FilterLeaf | FilterNode] = []
     for key, spec in data.items():
         child_path = _join(path, str(key)[:60])
         if key in ("and", "or"):
             if not isinstance(spec, list) or not spec:
-                raise serializers.ValidationError({child_path: ["Must be a non-empty list."]})
+                raise serializers.ValidationError(
+                    {child_path: [f"Must be a non-empty list, got {json_text(spec, 40)}."]}
+                )
             if len(spec) > 100:
                 raise serializers.ValidationError({child_path: ["At most 100 items."]})
             parts = []
@@ -191,57 +219,31 @@ def parse_filters(data: Any, path: str = "", depth: int = 0) -> FilterNode | Non
     return FilterNode("and", tuple(children))
 
 
-class AnalyticsRequestSerializer(serializers.Serializer):
+class AnalyticsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     project_ids = UUIDListField(help_text="Projects to include (default: all you may read).")
     model_ids = UUIDListField(help_text="Only these models.")
     endpoint_ids = UUIDListField(help_text="Only these endpoints.")
     start_time = FlexibleDateTimeField(help_text="Inclusive start, ISO 8601.")
     end_time = FlexibleDateTimeField(help_text="Exclusive end, ISO 8601.")
-    time_bucket = serializers.ChoiceField(
+    time_bucket = StrictChoiceField(
         choices=[*BUCKETS, "auto"],
         required=False,
         help_text="Bucket width, or auto.",
-        error_messages={"invalid_choice": _choices_message("time_bucket", [*BUCKETS, "auto"])},
+        error_messages=choice_error("time_bucket"),
     )
-    metrics = serializers.ListField(
+    metrics = JsonListField(
         child=MetricField(), required=False, allow_empty=False, max_length=len(METRICS)
     )
-    group_by = serializers.ListField(
-        child=DimensionField(), required=False, max_length=5, default=list
-    )
+    group_by = JsonListField(child=DimensionField(), required=False, max_length=5, default=list)
     filters = serializers.JSONField(required=False, allow_null=True, default=None)
-    timezone = serializers.CharField(required=False, default="UTC", max_length=64)
-    fill_gaps = serializers.BooleanField(required=False, default=True)
-    top_n = serializers.IntegerField(
+    timezone = TimezoneField()
+    fill_gaps = JsonBooleanField(required=False, default=True)
+    top_n = WholeNumberField(
         required=False, allow_null=True, min_value=1, max_value=1000, default=None
     )
     order_by = MetricField(required=False, allow_null=True, default=None)
-    include_other = serializers.BooleanField(required=False, default=False)
-    compare_previous = serializers.BooleanField(required=False, default=False)
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["The request body must be a JSON object."]}
-            )
-        unknown = sorted(set(data) - set(self.fields))
-        if unknown:
-            raise serializers.ValidationError(
-                {
-                    name[:60]: [f"Unknown field; allowed: {', '.join(self.fields)}."]
-                    for name in unknown[:10]
-                }
-            )
-        return super().to_internal_value(data)
-
-    def validate_timezone(self, value: str) -> str:
-        if value not in _TIMEZONES:
-            raise serializers.ValidationError(
-                f"'{value[:64]}' is not an IANA time zone name (for example UTC, "
-                "Europe/Berlin, America/New_York)."
-            )
-        ZoneInfo(value)
-        return value
+    include_other = JsonBooleanField(required=False, default=False)
+    compare_previous = JsonBooleanField(required=False, default=False)
 
     def validate_group_by(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):

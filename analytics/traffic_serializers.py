@@ -14,7 +14,17 @@ from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 from rest_framework.fields import empty
 
-from analytics.fields import FlexibleDateTimeField, UUIDListField, validate_time_range
+from analytics.fields import (
+    FlexibleDateTimeField,
+    JsonBooleanField,
+    StrictCharField,
+    StrictChoiceField,
+    StrictQueryMixin,
+    UUIDListField,
+    WholeNumberField,
+    choice_error,
+    validate_time_range,
+)
 
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_TEXT_PARAM = 200
@@ -37,18 +47,24 @@ def query_params_data(query: QueryDict) -> dict[str, Any]:
     return data
 
 
-def _choice_error(name: str, allowed: tuple[str, ...]) -> dict[str, str]:
-    return {"invalid_choice": f"'{{input}}' is not a valid {name}; allowed: {', '.join(allowed)}."}
+def default_end_time() -> datetime:
+    """Now, rounded up to the next whole minute: two identical requests without times in
+    the same minute ask the same question, so they share one cache entry."""
+    now = timezone.now()
+    minute = now.replace(second=0, microsecond=0)
+    return minute if minute == now else minute + timedelta(minutes=1)
 
 
-class WindowQuerySerializer(serializers.Serializer):
-    """The time window and scope every traffic endpoint takes."""
+class WindowQuerySerializer(StrictQueryMixin, serializers.Serializer):
+    """The time window and scope every traffic endpoint takes. Unknown parameters are a
+    400 (a typo such as ``project_id`` must not silently widen the scope)."""
 
     start_time = FlexibleDateTimeField(
         required=False, help_text="Inclusive start, ISO 8601 (default: end_time minus 7 days)."
     )
     end_time = FlexibleDateTimeField(
-        required=False, help_text="Exclusive end, ISO 8601 (default: now)."
+        required=False,
+        help_text="Exclusive end, ISO 8601 (default: now, rounded up to the whole minute).",
     )
     project_ids = UUIDListField(
         help_text="Comma-separated project UUIDs (default: every project you may read)."
@@ -57,7 +73,7 @@ class WindowQuerySerializer(serializers.Serializer):
     endpoint_ids = UUIDListField(help_text="Comma-separated endpoint UUIDs to include.")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        end: datetime = attrs.get("end_time") or timezone.now()
+        end: datetime = attrs.get("end_time") or default_end_time()
         start: datetime = attrs.get("start_time") or end - DEFAULT_WINDOW
         validate_time_range(start, end)
         attrs["start_time"], attrs["end_time"] = start, end
@@ -65,36 +81,36 @@ class WindowQuerySerializer(serializers.Serializer):
 
 
 class TopRoutesQuerySerializer(WindowQuerySerializer):
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         required=False, default=10, min_value=1, max_value=100, help_text="Routes to return."
     )
-    order_by = serializers.ChoiceField(
+    order_by = StrictChoiceField(
         choices=ROUTE_ORDER_BY,
         required=False,
         default="requests",
-        error_messages=_choice_error("order_by", ROUTE_ORDER_BY),
+        error_messages=choice_error("order_by"),
         help_text="Rank routes by this, highest first (ties: path, then method).",
     )
-    method = serializers.ChoiceField(
+    method = StrictChoiceField(
         allow_blank=True,
         choices=HTTP_METHODS,
         required=False,
-        error_messages=_choice_error("method", HTTP_METHODS),
+        error_messages=choice_error("method"),
         help_text="Only requests with this HTTP method (case-insensitive).",
     )
-    path = serializers.CharField(
+    path = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=MAX_TEXT_PARAM,
         help_text="Only requests whose raw path is exactly this (before templating).",
     )
-    route = serializers.CharField(
+    route = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=MAX_TEXT_PARAM,
         help_text="Only requests whose path template is exactly this, e.g. /v1/files/{id}.",
     )
-    group_ids = serializers.BooleanField(
+    group_ids = JsonBooleanField(
         required=False,
         default=True,
         help_text="Group paths that differ only by ids under a template (default true); "
@@ -108,46 +124,46 @@ class TopRoutesQuerySerializer(WindowQuerySerializer):
 
 
 class ClientAnalyticsQuerySerializer(WindowQuerySerializer):
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         required=False, default=50, min_value=1, max_value=1000, help_text="Clients per page."
     )
-    offset = serializers.IntegerField(
+    offset = WholeNumberField(
         required=False,
         default=0,
         min_value=0,
         max_value=MAX_CLIENT_OFFSET,
         help_text="Clients to skip (follow `pagination.next` instead of computing it).",
     )
-    order_by = serializers.ChoiceField(
+    order_by = StrictChoiceField(
         choices=CLIENT_ORDER_BY,
         required=False,
         default="requests",
-        error_messages=_choice_error("order_by", CLIENT_ORDER_BY),
+        error_messages=choice_error("order_by"),
         help_text="Rank clients by this, highest first (ties: client_id ascending).",
     )
-    search = serializers.CharField(
+    search = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=MAX_TEXT_PARAM,
         trim_whitespace=False,
         help_text="Only clients whose client_id contains this text (case-insensitive).",
     )
-    device_type = serializers.ChoiceField(
+    device_type = StrictChoiceField(
         allow_blank=True,
         choices=DEVICE_TYPES,
         required=False,
-        error_messages=_choice_error("device_type", DEVICE_TYPES),
+        error_messages=choice_error("device_type"),
         help_text="Only requests from this device type (recorded by the gateway, else parsed "
         "from the user agent).",
     )
-    browser = serializers.CharField(
+    browser = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=MAX_TEXT_PARAM,
         help_text="Only requests from this browser or client library family "
         "(case-insensitive), e.g. Chrome, Python Requests.",
     )
-    os = serializers.CharField(
+    os = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=MAX_TEXT_PARAM,

@@ -13,6 +13,13 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics import fields as shared_fields
+from analytics.fields import (
+    StrictChoiceField,
+    StrictModelSerializer,
+    StrictQueryMixin,
+    TimezoneField,
+    WholeNumberField,
+)
 from analytics.traffic_serializers import WindowQuerySerializer
 from blocking import queries, stats, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
@@ -48,7 +55,7 @@ class RuleConfigField(serializers.JSONField):
     pass
 
 
-class BlockingRuleSerializer(serializers.ModelSerializer):
+class BlockingRuleSerializer(StrictModelSerializer):
     rule_config = RuleConfigField()
     effective_status = serializers.CharField(read_only=True)
     created_by = serializers.SerializerMethodField()
@@ -115,7 +122,7 @@ class BlockingRuleSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class BlockingRuleListQuerySerializer(serializers.Serializer):
+class BlockingRuleListQuerySerializer(StrictQueryMixin, serializers.Serializer):
     rule_type = serializers.ChoiceField(choices=RuleType.choices, required=False)
     status = serializers.ChoiceField(choices=RuleStatus.choices, required=False)
     project_id = serializers.UUIDField(required=False)
@@ -131,18 +138,22 @@ class BlockingRuleListQuerySerializer(serializers.Serializer):
 
 class BlockingStatsQuerySerializer(WindowQuerySerializer):
     """The shared window (start_time/end_time default to the last 7 days, project_ids,
-    model_ids, endpoint_ids) plus limit and time_bucket."""
+    model_ids, endpoint_ids) plus limit, time_bucket and timezone."""
 
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         required=False,
         default=50,
         min_value=1,
         max_value=MAX_LIMIT,
         help_text="Maximum entries in blocked_ips, blocking_rules and block_reasons.",
     )
-    time_bucket = serializers.ChoiceField(
-        choices=list(queries.BUCKETS), required=False, help_text="Bucket of time_series."
+    time_bucket = StrictChoiceField(
+        choices=list(queries.BUCKETS),
+        required=False,
+        help_text="Bucket of time_series.",
+        error_messages=shared_fields.choice_error("time_bucket"),
     )
+    timezone = TimezoneField()
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)

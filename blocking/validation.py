@@ -21,6 +21,7 @@ from typing import Any
 import pycountry
 from django.core.exceptions import ValidationError
 
+from analytics.fields import json_text, parse_whole_number
 from analytics.query.regex import MAX_PATTERN_LENGTH, regex_problem
 
 IP_BLOCKING = "ip_blocking"
@@ -53,7 +54,7 @@ def _check_keys(
 ) -> None:
     for key in sorted(set(config) - required - optional):
         allowed = ", ".join(sorted(required | optional))
-        errors.add(key, f"Unknown key {key!r}; allowed keys: {allowed}.")
+        errors.add(key, f"Unknown key {json_text(key)}; allowed keys: {allowed}.")
     for key in sorted(required - set(config)):
         errors.add(key, "This key is required.")
 
@@ -89,7 +90,8 @@ def _validate_ip(config: dict[str, Any]) -> dict[str, Any]:
                         loose = ipaddress.ip_network(item, strict=False)
                         errors.add(
                             "ip_addresses",
-                            f"{item!r} has host bits set; did you mean {loose.with_prefixlen}?",
+                            f"{json_text(item)} has host bits set; "
+                            f"did you mean {loose.with_prefixlen}?",
                         )
                         continue
                     raise
@@ -97,7 +99,9 @@ def _validate_ip(config: dict[str, Any]) -> dict[str, Any]:
             else:
                 normalised.append(str(ipaddress.ip_address(item)))
         except ValueError:
-            errors.add("ip_addresses", f"{item!r} is not an IPv4/IPv6 address or CIDR range.")
+            errors.add(
+                "ip_addresses", f"{json_text(item)} is not an IPv4/IPv6 address or CIDR range."
+            )
     errors.raise_if_any()
     return {"ip_addresses": list(dict.fromkeys(normalised))}
 
@@ -110,7 +114,7 @@ def _validate_country(config: dict[str, Any]) -> dict[str, Any]:
     for item in items or []:
         code = item.upper()
         if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
-            errors.add("countries", f"{item!r} is not an ISO 3166-1 alpha-2 country code.")
+            errors.add("countries", f"{json_text(item)} is not an ISO 3166-1 alpha-2 country code.")
         else:
             normalised.append(code)
     errors.raise_if_any()
@@ -122,7 +126,8 @@ def _validate_user_agent(config: dict[str, Any]) -> dict[str, Any]:
     _check_keys(config, {"patterns"}, {"match_type"}, errors)
     match_type = config.get("match_type", "substring")
     if match_type not in MATCH_TYPES:
-        errors.add("match_type", f"Must be one of {', '.join(MATCH_TYPES)}, got {match_type!r}.")
+        allowed = ", ".join(MATCH_TYPES)
+        errors.add("match_type", f"Must be one of {allowed}, got {json_text(match_type)}.")
     raw = config.get("patterns")
     items = _string_list(config, "patterns", errors)
     patterns: list[str] = []
@@ -150,11 +155,11 @@ def _validate_user_agent(config: dict[str, Any]) -> dict[str, Any]:
 def _positive_int(
     config: dict[str, Any], key: str, maximum: int | None, errors: ConfigErrors
 ) -> int:
-    value = config.get(key)
     if key not in config:
         return 0
-    if isinstance(value, bool) or not isinstance(value, int):
-        errors.add(key, f"Must be a whole number greater than 0, got {value!r}.")
+    value = parse_whole_number(config[key])
+    if value is None:
+        errors.add(key, f"Must be a whole number greater than 0, got {json_text(config[key])}.")
         return 0
     if value <= 0:
         errors.add(key, f"Must be greater than 0, got {value}.")

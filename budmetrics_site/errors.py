@@ -6,7 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -35,9 +42,43 @@ class QueryTooLargeAPIError(exceptions.APIException):
     default_code = "query_too_large"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "payload_too_large"
+
+
+def payload_too_large() -> PayloadTooLarge:
+    """The 413 for a body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` (``MAX_REQUEST_BODY_BYTES``):
+    Django raises RequestDataTooBig, a SuspiciousOperation that would otherwise be a
+    bare 400 "could not be read"."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return PayloadTooLarge(
+        f"The request body is larger than {limit} bytes (MAX_REQUEST_BODY_BYTES)."
+    )
+
+
+def _readable(exc: Exception) -> Exception:
+    """Django's request-reading errors as API exceptions with the right status."""
+    if isinstance(exc, RequestDataTooBig):
+        return payload_too_large()
+    if isinstance(exc, TooManyFieldsSent | TooManyFilesSent):
+        return exceptions.ValidationError(
+            {
+                "non_field_errors": [
+                    f"Too many parameters; at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS}."
+                ]
+            }
+        )
+    if isinstance(exc, SuspiciousOperation):
+        return exceptions.ParseError("The request could not be read.")
+    return exc
+
+
 def to_api_exception(exc: Exception) -> Exception:
-    """The HTTP form of a domain error from the query layer (any other exception as is):
-    the one mapping of query-layer failures to statuses."""
+    """The HTTP form of an error raised below the views: domain errors of the query layer
+    (the one mapping of query-layer failures to statuses), Django's 404/403 and its
+    request-reading errors; any other exception as is."""
     if isinstance(exc, domain.QueryTimeoutError):
         return QueryTimeoutAPIError(exc.message)
     if isinstance(exc, domain.DependencyError):
@@ -46,7 +87,11 @@ def to_api_exception(exc: Exception) -> Exception:
         return QueryTooLargeAPIError(exc.message)
     if isinstance(exc, domain.ResultTooLargeError):
         return exceptions.ValidationError({exc.field: [exc.message]})
-    return exc
+    if isinstance(exc, Http404):
+        return exceptions.NotFound()
+    if isinstance(exc, PermissionDenied):
+        return exceptions.PermissionDenied()
+    return _readable(exc)
 
 
 # The domain names, for code that raises or retries on them.
@@ -81,10 +126,6 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     exc = to_api_exception(exc)
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
-        exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:
         return None  # unexpected: Django's 500 handler (JSON, below) takes over
@@ -124,6 +165,11 @@ def json_handler_500(request: HttpRequest) -> JsonResponse:
 
 
 def json_handler_400(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    if isinstance(exception, RequestDataTooBig):
+        too_big = payload_too_large()
+        return JsonResponse(
+            error_body(too_big.default_code, str(too_big.detail)), status=too_big.status_code
+        )
     return JsonResponse(error_body("bad_request", "The request could not be read."), status=400)
 
 

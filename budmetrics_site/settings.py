@@ -151,6 +151,8 @@ QUERY_TIMEOUT = _int("QUERY_TIMEOUT", 30, minimum=1)
 MAX_QUERY_TIME_RANGE = _int("MAX_QUERY_TIME_RANGE", 90, minimum=1)
 DEFAULT_TIME_BUCKET = _choice("DEFAULT_TIME_BUCKET", "1h", TIME_BUCKETS)
 MAX_RESULT_SIZE = _int("MAX_RESULT_SIZE", 10000, minimum=1)
+# Largest request body read, in bytes; over it: 413 (Django's own knob for this).
+DATA_UPLOAD_MAX_MEMORY_SIZE = _int("MAX_REQUEST_BODY_BYTES", 2_621_440, minimum=1024)
 LOG_QUERIES = _bool("LOG_QUERIES", False)
 
 _clickhouse_options: dict = {
@@ -300,6 +302,11 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["analytics.access.ClientRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"client": API_THROTTLE_RATE, "anon": API_ANON_THROTTLE_RATE},
+    # The API speaks JSON only (other media types: 415), parsed with a depth limit: a
+    # deeply nested body was a 500, and form fields would bypass the limit.
+    "DEFAULT_PARSER_CLASSES": ["budmetrics_site.parsers.StrictJSONParser"],
+    # Generic views (saved-queries list, blocking-rule reads) reject unknown parameters.
+    "DEFAULT_FILTER_BACKENDS": ["budmetrics_site.filters.StrictQueryParams"],
 }
 
 SPECTACULAR_SETTINGS = {

@@ -7,6 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from analytics.fields import StrictCharField, StrictChoiceField, WholeNumberField, choice_error
 from analytics.traffic_serializers import WindowQuerySerializer
 from geo.queries import GEO_ORDER_COLUMNS
 
@@ -15,24 +16,21 @@ _COUNTRY_CODE = re.compile(r"[A-Za-z]{2}")
 
 
 class GeoStatsQuerySerializer(WindowQuerySerializer):
-    limit = serializers.IntegerField(
+    limit = WholeNumberField(
         required=False,
         default=50,
         min_value=1,
         max_value=1000,
         help_text="Entries per list (countries, regions, cities).",
     )
-    order_by = serializers.ChoiceField(
+    order_by = StrictChoiceField(
         choices=GEO_ORDER_BY,
         required=False,
         default="requests",
-        error_messages={
-            "invalid_choice": f"'{{input}}' is not a valid order_by; allowed: "
-            f"{', '.join(GEO_ORDER_BY)}."
-        },
+        error_messages=choice_error("order_by"),
         help_text="Rank each list by this, highest first.",
     )
-    country_code = serializers.CharField(
+    country_code = StrictCharField(
         required=False,
         allow_blank=True,
         max_length=2,

@@ -52,7 +52,7 @@ def error_of(response: Any, status: int = 400) -> dict[str, Any]:
         ({"filters": {"is_bot": {"op": "in", "value": [True]}}}, "filters.is_bot", "eq"),
         ({"filters": {"path": {"op": "regex", "value": "("}}}, "filters.path", "regular"),
         ({"filters": {"path": {"op": "regex", "value": "a(?=b)"}}}, "filters.path", "RE2"),
-        ({"filters": {"status_code": "200"}}, "filters.status_code", "whole number"),
+        ({"filters": {"status_code": "200.0"}}, "filters.status_code", "whole number"),
         ({"filters": {"status_class": "6xx"}}, "filters.status_class", "2xx"),
         ({"filters": {"model_id": "not-a-uuid"}}, "filters.model_id", "UUID"),
         ({"project_ids": ["not-a-uuid"]}, "project_ids", "UUID"),

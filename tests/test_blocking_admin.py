@@ -76,14 +76,14 @@ def test_bad_cidr_error_is_shown_on_the_ip_field(staff):
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
     assert any("did you mean 10.0.0.0/8" in e for e in errors["ip_addresses"])
-    assert any("'not-an-ip'" in e for e in errors["ip_addresses"])
+    assert any('"not-an-ip"' in e for e in errors["ip_addresses"])
     assert not BlockingRule.objects.exists()
 
 
 def test_bad_country_error_is_shown_on_the_countries_field(staff):
     response = staff.post(ADD_URL, _form(rule_type="country_blocking", countries="RU, XX"))
     assert response.status_code == 200
-    assert "'XX' is not an ISO" in response.context["adminform"].form.errors["countries"][0]
+    assert '"XX" is not an ISO' in response.context["adminform"].form.errors["countries"][0]
 
 
 def test_bad_regex_error_is_shown_on_the_patterns_field(staff):

@@ -92,7 +92,7 @@ def test_good_configs_are_accepted_and_normalised(rule_type, config, expected):
         ("ip_blocking", {"ip_addresses": []}, "ip_addresses", "at least one"),
         ("ip_blocking", {"ips": ["10.0.0.1"]}, "ips", "Unknown key"),
         ("ip_blocking", {"ips": ["10.0.0.1"]}, "ip_addresses", "required"),
-        ("country_blocking", {"countries": ["XX"]}, "countries", "'XX' is not an ISO"),
+        ("country_blocking", {"countries": ["XX"]}, "countries", '"XX" is not an ISO'),
         ("country_blocking", {"countries": ["USA"]}, "countries", "not an ISO"),
         ("country_blocking", {"countries": "US"}, "countries", "list of strings"),
         ("user_agent_blocking", {"patterns": [""]}, "patterns", "empty"),
@@ -117,7 +117,7 @@ def test_good_configs_are_accepted_and_normalised(rule_type, config, expected):
             "window_seconds",
             "greater",
         ),
-        ("rate_based_blocking", {"threshold": "5", "window_seconds": 60}, "threshold", "whole"),
+        ("rate_based_blocking", {"threshold": "5.5", "window_seconds": 60}, "threshold", "whole"),
         ("rate_based_blocking", {"threshold": True, "window_seconds": 60}, "threshold", "whole"),
         ("rate_based_blocking", {"threshold": 5}, "window_seconds", "required"),
     ],
@@ -473,4 +473,4 @@ def test_model_full_clean_validates_the_config_for_its_type():
     rule = BlockingRule(name="x", rule_type="ip_blocking", rule_config={"ip_addresses": ["x"]})
     with pytest.raises(ValidationError) as caught:
         rule.full_clean()
-    assert any("'x' is not an IPv4/IPv6" in m for m in caught.value.message_dict["rule_config"])
+    assert any('"x" is not an IPv4/IPv6' in m for m in caught.value.message_dict["rule_config"])
