@@ -92,7 +92,7 @@ class TopRoutesView(AuditedQueryMixin, APIView):
                 },
             ),
         ],
-        tags=["traffic"],
+        tags=["routes"],
     )
     def get(self, request: Request) -> Response:
         data, window = validated_window(TopRoutesQuerySerializer, request)
@@ -186,7 +186,7 @@ class ClientAnalyticsView(AuditedQueryMixin, APIView):
                 },
             ),
         ],
-        tags=["traffic"],
+        tags=["clients"],
     )
     def get(self, request: Request) -> Response:
         data, window = validated_window(ClientAnalyticsQuerySerializer, request)

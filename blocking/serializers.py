@@ -14,8 +14,9 @@ from rest_framework import serializers
 
 from analytics import fields as shared_fields
 from analytics.traffic_serializers import WindowQuerySerializer
-from blocking import queries, stats, validation
+from blocking import queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
+from budmetrics_site.pagination import MAX_PAGE_SIZE
 
 MAX_LIMIT = 1000
 
@@ -126,7 +127,7 @@ class BlockingRuleListQuerySerializer(serializers.Serializer):
     )
     search = serializers.CharField(required=False, max_length=200)
     page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
 
 class BlockingStatsQuerySerializer(WindowQuerySerializer):
@@ -188,7 +189,14 @@ class BlockingRuleStatsSerializer(serializers.Serializer):
         allow_null=True, help_text="Requests in range matching the rule's targets."
     )
     effectiveness = serializers.FloatField(
-        allow_null=True, help_text=" ".join(stats.__doc__.split("\n\n")[1].split())
+        allow_null=True,
+        help_text="Among the requests in range that the rule targets (its project unless "
+        "global, its endpoint if set, and a client IP in its IPs or CIDRs for ip_blocking, a "
+        "country in its list for country_blocking, or a user agent matching one of its "
+        "patterns for user_agent_blocking), the fraction that was blocked, by this or any "
+        "other rule: 1.0 means none of that traffic got through. Null when nothing in range "
+        "was targeted, for rate-based rules (one row cannot show a rate was exceeded) and "
+        "for deleted rules.",
     )
 
 
@@ -229,20 +237,6 @@ class BlockingStatsResponseSerializer(serializers.Serializer):
 class BlockingRuleResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     data = BlockingRuleSerializer()
-
-
-class BlockingRulePageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    page = serializers.IntegerField()
-    page_size = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = BlockingRuleSerializer(many=True)
-
-
-class BlockingRuleListResponseSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    data = BlockingRulePageSerializer()
 
 
 class DeletedResponseSerializer(serializers.Serializer):

@@ -40,7 +40,7 @@ class GeoStatsView(AuditedQueryMixin, APIView):
                 value=example_response(),
             )
         ],
-        tags=["geography"],
+        tags=["geo"],
     )
     def get(self, request: Request) -> Response:
         data, window = validated_window(GeoStatsQuerySerializer, request)
