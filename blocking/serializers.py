@@ -16,6 +16,7 @@ from analytics import fields as shared_fields
 from analytics.traffic_serializers import WindowQuerySerializer
 from blocking import queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
+from budmetrics_site.openapi import COUNTRY_CODE_PATTERN
 from budmetrics_site.pagination import MAX_PAGE_SIZE
 
 MAX_LIMIT = 1000
@@ -35,14 +36,68 @@ class UUIDListField(shared_fields.UUIDListField):
     pass
 
 
+def _config_schema(title: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _string_list_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "string", **item},
+        "minItems": 1,
+        "maxItems": validation.MAX_ITEMS,
+    }
+
+
 @extend_schema_field(
     {
-        "type": "object",
-        "description": "Per rule_type: ip_blocking {ip_addresses: [IP or CIDR, v4/v6]}; "
-        "country_blocking {countries: [ISO alpha-2]}; user_agent_blocking {patterns: "
-        "[string], match_type: substring|regex}; rate_based_blocking {threshold: int > 0, "
-        "window_seconds: int > 0}. Unknown keys are rejected.",
-        "additionalProperties": True,
+        "description": "Per rule_type, exactly one of these shapes (unknown keys are "
+        "rejected): ip_blocking takes IPv4/IPv6 addresses or CIDR ranges; country_blocking "
+        "ISO 3166-1 alpha-2 codes (stored upper case); user_agent_blocking patterns, "
+        "matched as substrings or as RE2-style regexes; rate_based_blocking a request "
+        "threshold per window.",
+        "oneOf": [
+            _config_schema(
+                "ip_blocking", {"ip_addresses": _string_list_schema({})}, ["ip_addresses"]
+            ),
+            _config_schema(
+                "country_blocking",
+                {"countries": _string_list_schema({"pattern": COUNTRY_CODE_PATTERN})},
+                ["countries"],
+            ),
+            _config_schema(
+                "user_agent_blocking",
+                {
+                    "patterns": _string_list_schema(
+                        {"minLength": 1, "maxLength": validation.MAX_PATTERN_LENGTH}
+                    ),
+                    "match_type": {
+                        "type": "string",
+                        "enum": list(validation.MATCH_TYPES),
+                        "default": "substring",
+                    },
+                },
+                ["patterns"],
+            ),
+            _config_schema(
+                "rate_based_blocking",
+                {
+                    "threshold": {"type": "integer", "minimum": 1},
+                    "window_seconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": validation.MAX_WINDOW_SECONDS,
+                    },
+                },
+                ["threshold", "window_seconds"],
+            ),
+        ],
     }
 )
 class RuleConfigField(serializers.JSONField):
