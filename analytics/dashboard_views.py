@@ -5,7 +5,7 @@ cache that Celery keeps warm)."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -42,7 +42,31 @@ class DashboardListView(APIView):
         summary="The default dashboard views",
         description="Each view is a fixed request to one data endpoint over a relative "
         "window; GET /gateway/dashboards/{view}?project_id=… answers it for one project.",
-        responses={200: OpenApiTypes.OBJECT},
+        responses={
+            200: inline_serializer(
+                "DashboardViewsResponse",
+                {
+                    "success": serializers.BooleanField(),
+                    "data": inline_serializer(
+                        "DashboardViews",
+                        {
+                            "views": inline_serializer(
+                                "DashboardViewDescription",
+                                {
+                                    "name": serializers.CharField(),
+                                    "endpoint": serializers.CharField(),
+                                    "method": serializers.CharField(),
+                                    "time_window": serializers.CharField(),
+                                    "params": serializers.DictField(),
+                                    "description": serializers.CharField(),
+                                },
+                                many=True,
+                            )
+                        },
+                    ),
+                },
+            )
+        },
         tags=["dashboards"],
     )
     def get(self, request: Request) -> Response:

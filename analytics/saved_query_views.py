@@ -8,12 +8,11 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Q, QuerySet
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.exceptions import ValidationError as DRFValidationError
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -26,6 +25,7 @@ from analytics.saved_queries import (
     run_response,
     saved_query_run,
 )
+from budmetrics_site.pagination import EnvelopePagination
 
 
 class SavedQuerySerializer(StrictModelSerializer):
@@ -89,23 +89,14 @@ class SavedQuerySerializer(StrictModelSerializer):
         return attrs
 
 
-class SavedQueryPagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
+class SavedQueryResponseSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = SavedQuerySerializer()
 
-    def get_paginated_response(self, data: list[Any]) -> Response:
-        return Response(
-            {
-                "success": True,
-                "data": {
-                    "results": data,
-                    "count": self.page.paginator.count,
-                    "next": self.get_next_link(),
-                    "previous": self.get_previous_link(),
-                },
-            }
-        )
+
+class SavedQueryDeletedSerializer(serializers.Serializer):
+    success = serializers.BooleanField()
+    data = inline_serializer("SavedQueryDeletion", {"deleted": serializers.BooleanField()})
 
 
 def _mine(user: Any) -> Q:
@@ -115,14 +106,36 @@ def _mine(user: Any) -> Q:
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Your saved queries and shared ones", tags=["saved queries"]),
-    retrieve=extend_schema(summary="One saved query", tags=["saved queries"]),
-    create=extend_schema(
-        summary="Save a query (validated by its endpoint)", tags=["saved queries"]
+    list=extend_schema(
+        summary="Your saved queries and shared ones",
+        responses={200: SavedQuerySerializer(many=True)},
+        tags=["saved queries"],
     ),
-    update=extend_schema(summary="Replace a saved query", tags=["saved queries"]),
-    partial_update=extend_schema(summary="Change a saved query", tags=["saved queries"]),
-    destroy=extend_schema(summary="Delete a saved query", tags=["saved queries"]),
+    retrieve=extend_schema(
+        summary="One saved query",
+        responses={200: SavedQueryResponseSerializer},
+        tags=["saved queries"],
+    ),
+    create=extend_schema(
+        summary="Save a query (validated by its endpoint)",
+        responses={201: SavedQueryResponseSerializer},
+        tags=["saved queries"],
+    ),
+    update=extend_schema(
+        summary="Replace a saved query",
+        responses={200: SavedQueryResponseSerializer},
+        tags=["saved queries"],
+    ),
+    partial_update=extend_schema(
+        summary="Change a saved query",
+        responses={200: SavedQueryResponseSerializer},
+        tags=["saved queries"],
+    ),
+    destroy=extend_schema(
+        summary="Delete a saved query",
+        responses={200: SavedQueryDeletedSerializer},
+        tags=["saved queries"],
+    ),
 )
 class SavedQueryViewSet(
     mixins.ListModelMixin,
@@ -133,7 +146,7 @@ class SavedQueryViewSet(
     viewsets.GenericViewSet,
 ):
     serializer_class = SavedQuerySerializer
-    pagination_class = SavedQueryPagination
+    pagination_class = EnvelopePagination
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self) -> QuerySet[SavedQuery]:

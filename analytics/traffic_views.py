@@ -64,7 +64,7 @@ class TopRoutesView(EndpointView):
                 },
             ),
         ],
-        tags=["traffic"],
+        tags=["routes"],
     )
     def get(self, request: Request) -> Response:
         return self.respond_to_query(request)
@@ -126,7 +126,7 @@ class ClientAnalyticsView(EndpointView):
                 },
             ),
         ],
-        tags=["traffic"],
+        tags=["clients"],
     )
     def get(self, request: Request) -> Response:
         return self.respond_to_query(request)

@@ -21,8 +21,10 @@ from analytics.fields import (
     WholeNumberField,
 )
 from analytics.traffic_serializers import WindowQuerySerializer
-from blocking import queries, stats, validation
+from blocking import queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
+from budmetrics_site.openapi import COUNTRY_CODE_PATTERN
+from budmetrics_site.pagination import MAX_PAGE_SIZE
 
 MAX_LIMIT = 1000
 
@@ -41,14 +43,68 @@ class UUIDListField(shared_fields.UUIDListField):
     pass
 
 
+def _config_schema(title: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {
+        "title": title,
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def _string_list_schema(item: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "array",
+        "items": {"type": "string", **item},
+        "minItems": 1,
+        "maxItems": validation.MAX_ITEMS,
+    }
+
+
 @extend_schema_field(
     {
-        "type": "object",
-        "description": "Per rule_type: ip_blocking {ip_addresses: [IP or CIDR, v4/v6]}; "
-        "country_blocking {countries: [ISO alpha-2]}; user_agent_blocking {patterns: "
-        "[string], match_type: substring|regex}; rate_based_blocking {threshold: int > 0, "
-        "window_seconds: int > 0}. Unknown keys are rejected.",
-        "additionalProperties": True,
+        "description": "Per rule_type, exactly one of these shapes (unknown keys are "
+        "rejected): ip_blocking takes IPv4/IPv6 addresses or CIDR ranges; country_blocking "
+        "ISO 3166-1 alpha-2 codes (stored upper case); user_agent_blocking patterns, "
+        "matched as substrings or as RE2-style regexes; rate_based_blocking a request "
+        "threshold per window.",
+        "oneOf": [
+            _config_schema(
+                "ip_blocking", {"ip_addresses": _string_list_schema({})}, ["ip_addresses"]
+            ),
+            _config_schema(
+                "country_blocking",
+                {"countries": _string_list_schema({"pattern": COUNTRY_CODE_PATTERN})},
+                ["countries"],
+            ),
+            _config_schema(
+                "user_agent_blocking",
+                {
+                    "patterns": _string_list_schema(
+                        {"minLength": 1, "maxLength": validation.MAX_PATTERN_LENGTH}
+                    ),
+                    "match_type": {
+                        "type": "string",
+                        "enum": list(validation.MATCH_TYPES),
+                        "default": "substring",
+                    },
+                },
+                ["patterns"],
+            ),
+            _config_schema(
+                "rate_based_blocking",
+                {
+                    "threshold": {"type": "integer", "minimum": 1},
+                    "window_seconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": validation.MAX_WINDOW_SECONDS,
+                    },
+                },
+                ["threshold", "window_seconds"],
+            ),
+        ],
     }
 )
 class RuleConfigField(serializers.JSONField):
@@ -133,7 +189,7 @@ class BlockingRuleListQuerySerializer(StrictQueryMixin, serializers.Serializer):
     )
     search = serializers.CharField(required=False, max_length=200)
     page = serializers.IntegerField(required=False, min_value=1)
-    page_size = serializers.IntegerField(required=False, min_value=1, max_value=500)
+    page_size = serializers.IntegerField(required=False, min_value=1, max_value=MAX_PAGE_SIZE)
 
 
 class BlockingStatsQuerySerializer(WindowQuerySerializer):
@@ -199,7 +255,14 @@ class BlockingRuleStatsSerializer(serializers.Serializer):
         allow_null=True, help_text="Requests in range matching the rule's targets."
     )
     effectiveness = serializers.FloatField(
-        allow_null=True, help_text=" ".join(stats.__doc__.split("\n\n")[1].split())
+        allow_null=True,
+        help_text="Among the requests in range that the rule targets (its project unless "
+        "global, its endpoint if set, and a client IP in its IPs or CIDRs for ip_blocking, a "
+        "country in its list for country_blocking, or a user agent matching one of its "
+        "patterns for user_agent_blocking), the fraction that was blocked, by this or any "
+        "other rule: 1.0 means none of that traffic got through. Null when nothing in range "
+        "was targeted, for rate-based rules (one row cannot show a rate was exceeded) and "
+        "for deleted rules.",
     )
 
 
@@ -242,20 +305,6 @@ class BlockingStatsResponseSerializer(serializers.Serializer):
 class BlockingRuleResponseSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     data = BlockingRuleSerializer()
-
-
-class BlockingRulePageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    page = serializers.IntegerField()
-    page_size = serializers.IntegerField()
-    next = serializers.CharField(allow_null=True)
-    previous = serializers.CharField(allow_null=True)
-    results = BlockingRuleSerializer(many=True)
-
-
-class BlockingRuleListResponseSerializer(serializers.Serializer):
-    success = serializers.BooleanField()
-    data = BlockingRulePageSerializer()
 
 
 class DeletedResponseSerializer(serializers.Serializer):

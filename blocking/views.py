@@ -13,13 +13,8 @@ import uuid
 from typing import Any
 
 from django.db.models import Q, QuerySet
-from drf_spectacular.utils import (
-    OpenApiResponse,
-    extend_schema,
-    extend_schema_view,
-)
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
@@ -32,15 +27,9 @@ from analytics.access import (
 )
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
-from blocking import serializers, services, stats
+from blocking import serializers, services
 from blocking.models import BlockingRule
-
-ERRORS = {
-    400: OpenApiResponse(description="Invalid input; error.details names each field."),
-    401: OpenApiResponse(description="No or invalid credentials."),
-    403: OpenApiResponse(description="A project outside the caller's access list."),
-    429: OpenApiResponse(description="Rate limited; see Retry-After."),
-}
+from budmetrics_site.pagination import EnvelopePagination
 
 _ACTION_PERMS = {
     "create": "add",
@@ -71,57 +60,36 @@ def check_project_writable(request: Request, project_id: uuid.UUID | None) -> No
         raise ProjectAccessDenied([project_id])
 
 
-class RulePagination(PageNumberPagination):
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-    def get_paginated_response(self, data: list[Any]) -> Response:
-        return Response(
-            {
-                "success": True,
-                "data": {
-                    "count": self.page.paginator.count,
-                    "page": self.page.number,
-                    "page_size": self.get_page_size(self.request),
-                    "next": self.get_next_link(),
-                    "previous": self.get_previous_link(),
-                    "results": data,
-                },
-            }
-        )
-
-
 @extend_schema_view(
     list=extend_schema(
         summary="List blocking rules",
         parameters=[serializers.BlockingRuleListQuerySerializer],
-        responses={200: serializers.BlockingRuleListResponseSerializer, **ERRORS},
+        responses={200: serializers.BlockingRuleSerializer(many=True)},
     ),
     retrieve=extend_schema(
         summary="Get a blocking rule",
-        responses={200: serializers.BlockingRuleResponseSerializer, 404: None, **ERRORS},
+        responses={200: serializers.BlockingRuleResponseSerializer},
     ),
     create=extend_schema(
         summary="Create a blocking rule",
-        responses={201: serializers.BlockingRuleResponseSerializer, **ERRORS},
+        responses={201: serializers.BlockingRuleResponseSerializer},
     ),
     update=extend_schema(
         summary="Replace a blocking rule",
-        responses={200: serializers.BlockingRuleResponseSerializer, 404: None, **ERRORS},
+        responses={200: serializers.BlockingRuleResponseSerializer},
     ),
     partial_update=extend_schema(
         summary="Change fields of a blocking rule",
-        responses={200: serializers.BlockingRuleResponseSerializer, 404: None, **ERRORS},
+        responses={200: serializers.BlockingRuleResponseSerializer},
     ),
     destroy=extend_schema(
         summary="Delete a blocking rule",
-        responses={200: serializers.DeletedResponseSerializer, 404: None, **ERRORS},
+        responses={200: serializers.DeletedResponseSerializer},
     ),
 )
 class BlockingRuleViewSet(GenericViewSet):
     serializer_class = serializers.BlockingRuleSerializer
-    pagination_class = RulePagination
+    pagination_class = EnvelopePagination
     lookup_value_regex = "[0-9a-fA-F-]{36}"
 
     def get_queryset(self) -> QuerySet[BlockingRule]:
@@ -205,9 +173,17 @@ class BlockingStatsView(EndpointView):
 
     @extend_schema(
         summary="Blocked traffic and blocking-rule statistics",
-        description=stats.__doc__,
+        description=(
+            "Blocked traffic over [start_time, end_time) in the caller's project scope: the "
+            "most blocked client IPs, every visible blocking rule with its matches and "
+            "effectiveness, block reasons, blocked and total requests per time_bucket, and a "
+            "summary. Rule names, types and statuses come from the rule store; a rule seen in "
+            "the data but deleted, or belonging to a project outside the scope, is listed "
+            "with those fields null. Effectiveness is the share of the requests a rule "
+            "targets that were blocked, by it or by any other rule (see the field)."
+        ),
         parameters=[serializers.BlockingStatsQuerySerializer],
-        responses={200: serializers.BlockingStatsResponseSerializer, **ERRORS},
+        responses={200: serializers.BlockingStatsResponseSerializer},
     )
     def get(self, request: Request) -> Response:
         return self.respond_to_query(request)

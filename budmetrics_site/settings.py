@@ -287,7 +287,10 @@ BLOCKING_RULES_KEY_PREFIX = env.str(
 BLOCKING_RULE_MATCH_WINDOW_HOURS = _int("BLOCKING_RULE_MATCH_WINDOW_HOURS", 24, minimum=1)
 
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # The OpenAPI contract's rules (error answers, tags, UUID types) live in one place.
+    "DEFAULT_SCHEMA_CLASS": "budmetrics_site.openapi.BudMetricsAutoSchema",
+    # One page shape and page-size cap for every list endpoint.
+    "DEFAULT_PAGINATION_CLASS": "budmetrics_site.pagination.EnvelopePagination",
     "EXCEPTION_HANDLER": "budmetrics_site.errors.api_exception_handler",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
@@ -321,6 +324,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Request bodies are documented as JSON, what BudApp sends (forms are not part of the API).
+    "PARSER_WHITELIST": ["budmetrics_site.parsers.StrictJSONParser"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "budmetrics_site.openapi.add_health_paths_and_tags",
+    ],
     # Enum names for the registry-fed choice sets (analytics.query.registry), so every endpoint's
     # metric and dimension lists share one named component.
     "ENUM_NAME_OVERRIDES": {

@@ -35,7 +35,7 @@ class GeoStatsView(EndpointView):
                 value=example_response(),
             )
         ],
-        tags=["geography"],
+        tags=["geo"],
     )
     def get(self, request: Request) -> Response:
         return self.respond_to_query(request)
