@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from analytics.query.buckets import format_time
 from analytics.query.scope import ProjectScope
 
 
@@ -32,9 +33,7 @@ def canonical(value: Any) -> Any:
             items.sort(key=lambda v: json.dumps(v, sort_keys=True))
         return items
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value.isoformat().replace("+00:00", "Z")
+        return format_time(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, ProjectScope):

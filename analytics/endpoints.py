@@ -28,6 +28,7 @@ from rest_framework.renderers import JSONRenderer
 from analytics.access import record_query_as, scope_for
 from analytics.cache import CacheInfo, cached_answer, encode
 from analytics.query import AnalyticsQuery, run_analytics
+from analytics.query.buckets import format_time
 from analytics.query.scope import ProjectScope
 from analytics.serializers import AnalyticsRequestSerializer, pop_project_filter
 from analytics.traffic_queries import CLIENT_AGENT_COLUMNS, Window, client_analytics, top_routes
@@ -251,8 +252,8 @@ def answer_audited(
 def analytics_echo(data: Data, scope: ProjectScope) -> Data:
     """The normalised request that was answered (the response's ``query``)."""
     return {
-        "start_time": data["start_time"].isoformat().replace("+00:00", "Z"),
-        "end_time": data["end_time"].isoformat().replace("+00:00", "Z"),
+        "start_time": format_time(data["start_time"]),
+        "end_time": format_time(data["end_time"]),
         "time_bucket": data["time_bucket"],
         "timezone": data["timezone"],
         "metrics": list(data["metrics"]),

@@ -21,6 +21,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.settings import api_settings
 
+from analytics.query.buckets import format_time
+
 MAX_LIST_ITEMS = 1000
 # Longest integer string accepted: 20 characters hold every signed 64-bit value.
 _WHOLE_NUMBER = re.compile(r"-?[0-9]{1,20}")
@@ -318,7 +320,7 @@ class FlexibleDateTimeField(serializers.Field):
         return value.astimezone(UTC)
 
     def to_representation(self, value: datetime) -> str:
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return format_time(value)
 
 
 @extend_schema_field(

@@ -46,7 +46,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -55,6 +55,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from analytics.cache import invalidate_endpoint
+from analytics.query.buckets import format_time
 from blocking.models import BlockingRule
 
 logger = structlog.get_logger(__name__)
@@ -82,7 +83,7 @@ def changes_channel() -> str:
 def _iso(value: datetime | None) -> str | None:
     if value is None:
         return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return format_time(value)
 
 
 def rule_document(rule: BlockingRule) -> dict[str, Any]:
