@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.conf import settings
@@ -20,6 +19,7 @@ from analytics.fields import (
     TimezoneField,
     WholeNumberField,
 )
+from analytics.query.buckets import auto_bucket, bucket_count
 from analytics.traffic_serializers import WindowQuerySerializer
 from blocking import queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
@@ -204,9 +204,10 @@ class BlockingStatsQuerySerializer(WindowQuerySerializer):
         help_text="Maximum entries in blocked_ips, blocking_rules and block_reasons.",
     )
     time_bucket = StrictChoiceField(
-        choices=list(queries.BUCKETS),
+        choices=[*queries.BUCKETS, "auto"],
         required=False,
-        help_text="Bucket of time_series.",
+        help_text="Bucket of time_series, aligned to the local clock of `timezone` as in "
+        "POST /gateway/analytics; `auto` is the finest bucket giving at most 300 points.",
         error_messages=shared_fields.choice_error("time_bucket"),
     )
     timezone = TimezoneField()
@@ -215,8 +216,9 @@ class BlockingStatsQuerySerializer(WindowQuerySerializer):
         attrs = super().validate(attrs)
         start, end = attrs["start_time"], attrs["end_time"]
         bucket = attrs.get("time_bucket") or settings.DEFAULT_TIME_BUCKET
-        seconds = queries.BUCKETS[bucket][1]
-        points = math.ceil((end - start).total_seconds() / seconds)
+        if bucket == "auto":
+            bucket = auto_bucket(start, end)
+        points = bucket_count(start, end, bucket)
         if points > settings.MAX_RESULT_SIZE:
             raise serializers.ValidationError(
                 {
