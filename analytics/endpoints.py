@@ -41,6 +41,7 @@ from analytics.traffic_serializers import (
 from blocking import queries as blocking_queries
 from blocking import stats as blocking_stats
 from blocking.serializers import BlockingStatsQuerySerializer, BlockingStatsResponseSerializer
+from budmetrics_site.errors import to_api_exception
 from geo.queries import geo_stats
 from geo.serializers import GeoStatsQuerySerializer, GeoStatsResponseSerializer
 
@@ -232,7 +233,8 @@ def answer_audited(
         rows = result.rows
         return result
     except Exception as exc:
-        status = exc.status_code if isinstance(exc, exceptions.APIException) else 500
+        mapped = to_api_exception(exc)  # a timeout is audited as the 504 it answers
+        status = mapped.status_code if isinstance(mapped, exceptions.APIException) else 500
         raise
     finally:
         record_query_as(

@@ -10,7 +10,6 @@ form feeds both the cache key and the audit.
 from __future__ import annotations
 
 import pathlib
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -322,6 +321,8 @@ def test_a_timeout_in_a_saved_query_refresh_is_retried(superuser, clickhouse, se
     settings.QUERY_TIMEOUT = TINY_TIMEOUT
     with pytest.raises(QueryTimeout):
         saved_query_run(saved, superuser, refresh=True)  # the timeout is real
+    audited = QueryAudit.objects.filter(endpoint="analytics").latest("created_at")
+    assert (audited.status_code, audited.outcome) == (504, "error")
     assert refresh_saved_query.apply(args=[str(saved.pk)]).get() == "refreshed"
     assert retries == ["QueryTimeoutError"]
     saved.refresh_from_db()
@@ -338,7 +339,5 @@ def test_a_timeout_while_warming_dashboards_is_retried(clickhouse, settings, mon
     settings.QUERY_TIMEOUT = TINY_TIMEOUT
     assert warm_dashboards.apply().get() == len(dashboards.VIEWS)
     assert retries == ["QueryTimeoutError"]
-    started = time.perf_counter()
     run = dashboards.run_view("overview", oracle.PROJECTS[0], dashboards.warmer_principal())
     assert run.cache_status == "HIT"
-    assert time.perf_counter() - started < 5
