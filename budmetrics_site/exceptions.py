@@ -7,10 +7,10 @@ They carry no HTTP: the query package raises them, Celery tasks retry on them, a
 from __future__ import annotations
 
 
-class DependencyError(Exception):
-    """Base of the errors a caller may retry later."""
+class DomainError(Exception):
+    """An error with a message fit for the client, and a default one."""
 
-    default_message = "A service BudMetrics depends on is unavailable; try again shortly."
+    default_message = "The query could not be answered."
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or self.default_message)
@@ -18,6 +18,12 @@ class DependencyError(Exception):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+
+class DependencyError(DomainError):
+    """Base of the errors a caller may retry later."""
+
+    default_message = "A service BudMetrics depends on is unavailable; try again shortly."
 
 
 class ServiceUnavailableError(DependencyError):
@@ -33,20 +39,13 @@ class QueryTimeoutError(DependencyError):
     )
 
 
-class QueryTooLargeError(Exception):
+class QueryTooLargeError(DomainError):
     """A query needed more memory or result rows than ClickHouse allows it."""
 
     default_message = (
         "The query needed more memory or rows than allowed. Narrow it: a shorter time "
         "range, a coarser time_bucket, fewer group_by dimensions or more filters."
     )
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message or self.default_message)
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
 
 
 class ResultTooLargeError(Exception):
