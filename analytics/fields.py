@@ -283,7 +283,30 @@ class StrictQueryMixin(StrictFieldsMixin):
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    """A ModelSerializer for request bodies with the strict rules above."""
+    """A ModelSerializer for request bodies with the strict rules above. What it saves goes
+    to Postgres, whose text and jsonb cannot hold NUL: a NUL anywhere in a value (JSON
+    fields included, keys too) is a 400 naming the field, never a DataError."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        values = super().to_internal_value(data)
+        errors = {
+            name: ["May not contain the NUL character (\\u0000)."]
+            for name, value in values.items()
+            if _holds_nul(value)
+        }
+        if errors:
+            raise serializers.ValidationError(errors)
+        return values
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
