@@ -25,7 +25,8 @@ from rest_framework import exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework.renderers import JSONRenderer
 
-from analytics.access import record_query_as, scope_for
+from analytics.access.audit import record_query_as
+from analytics.access.scope import scope_for
 from analytics.cache import CacheInfo, cached_answer, encode
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.query.buckets import format_time

@@ -25,7 +25,8 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from analytics import cache as response_cache
-from analytics.access import ApiClient, ApiClientPrincipal
+from analytics.access.models import ApiClient
+from analytics.access.principals import ApiClientPrincipal
 from analytics.endpoints import ENDPOINTS, CachePolicy, answer_audited, page_url_for, validate
 from budmetrics_site.errors import _flatten
 

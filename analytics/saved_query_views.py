@@ -16,7 +16,7 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics.access import ApiClientPrincipal
+from analytics.access.principals import ApiClientPrincipal
 from analytics.fields import StrictModelSerializer
 from analytics.saved_queries import (
     ENDPOINTS,

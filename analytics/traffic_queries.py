@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from analytics.access import present_ip
+from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import METRICS
 from analytics.query.runner import execute

@@ -299,7 +299,7 @@ def test_anonymous_request_is_401(anonymous_client, routes_data):
 
 
 def test_each_request_is_audited(superuser_client, routes_data):
-    from analytics.access import QueryAudit
+    from analytics.access.models import QueryAudit
 
     _get(superuser_client, project_ids=str(P1), limit=3)
     audit = QueryAudit.objects.get(endpoint="top-routes")
