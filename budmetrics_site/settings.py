@@ -335,8 +335,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AnalyticsMetricEnum": "analytics.query.registry.METRIC_CHOICES",
         "AnalyticsDimensionEnum": "analytics.query.registry.DIMENSION_CHOICES",
-        "RouteOrderByEnum": "analytics.traffic_serializers.ROUTE_ORDER_BY",
-        "ClientOrderByEnum": "analytics.traffic_serializers.CLIENT_ORDER_BY",
+        "RouteOrderByEnum": "analytics.routes_clients.serializers.ROUTE_ORDER_BY",
+        "ClientOrderByEnum": "analytics.routes_clients.serializers.CLIENT_ORDER_BY",
         "GeoOrderByEnum": "geo.serializers.GEO_ORDER_BY",
     },
 }
