@@ -219,6 +219,16 @@ def run_response(request: Any, outcome: RunOutcome) -> Any:
     return response_cache.json_response(request, outcome.content, info)
 
 
+def origin_of(request: Any) -> str:
+    """``scheme://host`` of the caller's request, for page links in a run's answer."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def request_id_of(request: Any) -> str:
+    """The request id the middleware gave this request, for the run's audit row."""
+    return str(getattr(request, "request_id", "") or "")
+
+
 def saved_query_refresh(saved: SavedQuery, *, now: float | None = None) -> RunOutcome:
     """Recompute and re-cache as the owner; record when and how long. Errors raise."""
     outcome = saved_query_run(saved, saved.owner_principal(), refresh=True, now=now)
