@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest
 
-from analytics.access import ApiClient, ProjectAccess, QueryAudit
+from analytics.access.models import ApiClient, ProjectAccess, QueryAudit
 
 
 class ClientProjectAccessInline(admin.TabularInline):

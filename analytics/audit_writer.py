@@ -53,7 +53,7 @@ class AuditWriter:
             rows, self._rows = self._rows, []
         if not rows:
             return 0
-        from analytics.access import QueryAudit
+        from analytics.access.models import QueryAudit
 
         try:
             QueryAudit.objects.bulk_create(rows, batch_size=500)

@@ -7,7 +7,7 @@ order means nothing, such as id lists, are sorted by their serializers), aware d
 in UTC with ``Z``,
 UUIDs, dates and decimals as text, a ``ProjectScope`` as ``"all"`` or its sorted ids.
 Nothing is truncated or escaped here: that would let two different requests share a cache
-entry; the audit applies its own storage limits on top (``analytics.access``).
+entry; the audit applies its own storage limits on top (``analytics.access.audit``).
 """
 
 from __future__ import annotations

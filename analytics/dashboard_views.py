@@ -14,8 +14,7 @@ from rest_framework.views import APIView
 
 from analytics.dashboards import VIEWS, run_view
 from analytics.fields import StrictQueryMixin
-from analytics.saved_queries import ENDPOINTS, run_response
-from analytics.saved_query_views import origin_of, request_id_of
+from analytics.saved_queries import ENDPOINTS, origin_of, request_id_of, run_response
 
 
 class DashboardViewQuerySerializer(StrictQueryMixin, serializers.Serializer):

@@ -28,7 +28,8 @@ from django.conf import settings
 from django.core.cache import cache
 
 from analytics import cache as response_cache
-from analytics.access import ApiClient, ApiClientPrincipal
+from analytics.access.models import ApiClient
+from analytics.access.principals import ApiClientPrincipal
 from analytics.query.system import active_project_ids
 from analytics.saved_queries import RunOutcome, SavedQuery, saved_query_run
 from budmetrics_site.errors import ServiceUnavailable

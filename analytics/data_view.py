@@ -15,10 +15,10 @@ from django.http import HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from analytics.access import AuditedQueryMixin
+from analytics.access.audit import AuditedQueryMixin
 from analytics.cache import json_response
 from analytics.endpoints import NORMAL, Endpoint, answer_validated, validate
-from analytics.traffic_serializers import query_params_data
+from analytics.window import query_params_data
 
 
 class EndpointView(AuditedQueryMixin, APIView):

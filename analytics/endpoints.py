@@ -25,19 +25,21 @@ from rest_framework import exceptions
 from rest_framework import serializers as drf_serializers
 from rest_framework.renderers import JSONRenderer
 
-from analytics.access import record_query_as, scope_for
+from analytics.access.audit import record_query_as
+from analytics.access.scope import scope_for
 from analytics.cache import CacheInfo, cached_answer, encode
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.query.buckets import format_time
 from analytics.query.scope import ProjectScope
-from analytics.serializers import AnalyticsRequestSerializer, pop_project_filter
-from analytics.traffic_queries import CLIENT_AGENT_COLUMNS, Window, client_analytics, top_routes
-from analytics.traffic_serializers import (
+from analytics.query.tree import Window
+from analytics.routes_clients.queries import CLIENT_AGENT_COLUMNS, client_analytics, top_routes
+from analytics.routes_clients.serializers import (
     ClientAnalyticsQuerySerializer,
     ClientAnalyticsResponseSerializer,
     TopRoutesQuerySerializer,
     TopRoutesResponseSerializer,
 )
+from analytics.serializers import AnalyticsRequestSerializer, pop_project_filter
 from blocking import queries as blocking_queries
 from blocking import stats as blocking_stats
 from blocking.serializers import BlockingStatsQuerySerializer, BlockingStatsResponseSerializer

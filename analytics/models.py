@@ -61,5 +61,5 @@ class GatewayAnalytics(models.ClickhouseModel):
         return f"{self.method} {self.path} {self.status_code} at {self.timestamp}"
 
 
-from analytics.access import ApiClient, ProjectAccess, QueryAudit  # noqa: E402,F401
+from analytics.access.models import ApiClient, ProjectAccess, QueryAudit  # noqa: E402,F401
 from analytics.saved_queries import SavedQuery  # noqa: E402,F401

@@ -25,7 +25,8 @@ from django.utils import timezone
 from rest_framework.exceptions import ValidationError as DRFValidationError
 
 from analytics import cache as response_cache
-from analytics.access import ApiClient, ApiClientPrincipal
+from analytics.access.models import ApiClient
+from analytics.access.principals import ApiClientPrincipal
 from analytics.endpoints import ENDPOINTS, CachePolicy, answer_audited, page_url_for, validate
 from budmetrics_site.errors import _flatten
 
@@ -216,6 +217,16 @@ def run_response(request: Any, outcome: RunOutcome) -> Any:
     body is neither parsed nor rendered again), with its cache headers."""
     info = response_cache.CacheInfo(outcome.cache_status, outcome.age_seconds)
     return response_cache.json_response(request, outcome.content, info)
+
+
+def origin_of(request: Any) -> str:
+    """``scheme://host`` of the caller's request, for page links in a run's answer."""
+    return request.build_absolute_uri("/").rstrip("/")
+
+
+def request_id_of(request: Any) -> str:
+    """The request id the middleware gave this request, for the run's audit row."""
+    return str(getattr(request, "request_id", "") or "")
 
 
 def saved_query_refresh(saved: SavedQuery, *, now: float | None = None) -> RunOutcome:

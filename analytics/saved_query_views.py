@@ -16,12 +16,14 @@ from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from analytics.access import ApiClientPrincipal
+from analytics.access.principals import ApiClientPrincipal
 from analytics.fields import StrictModelSerializer
 from analytics.saved_queries import (
     ENDPOINTS,
     WINDOWS,
     SavedQuery,
+    origin_of,
+    request_id_of,
     run_response,
     saved_query_run,
 )
@@ -208,13 +210,3 @@ class SavedQueryViewSet(
             request_id=request_id_of(request),
         )
         return run_response(request, outcome)
-
-
-def origin_of(request: Request) -> str:
-    """``scheme://host`` of the caller's request, for page links in a run's answer."""
-    return request.build_absolute_uri("/").rstrip("/")
-
-
-def request_id_of(request: Request) -> str:
-    """The request id the middleware gave this request, for the run's audit row."""
-    return str(getattr(request, "request_id", "") or "")

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from rest_framework.exceptions import APIException
 
 from analytics import dashboards
-from analytics.access import audit_cleanup
+from analytics.access.audit import audit_cleanup
 from analytics.saved_queries import SavedQuery, saved_queries_due, saved_query_refresh
 from budmetrics_site.errors import QueryTimeout, ServiceUnavailable
 

@@ -271,7 +271,7 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
     """Median ms per component of one API call (components overlap as nested: see labels)."""
     from rest_framework.renderers import JSONRenderer
 
-    import analytics.access
+    import analytics.access.audit
     import analytics.endpoints
     import analytics.query.runner
     from analytics.serializers import AnalyticsRequestSerializer
@@ -282,7 +282,7 @@ def breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, fl
         ("  view: serializer.is_valid", AnalyticsRequestSerializer, "is_valid"),
         ("  view: run_analytics", analytics.endpoints, "run_analytics"),
         ("    runner.run (driver + engine)", analytics.query.runner, "run"),
-        ("  audit: record_query (DB insert + log)", analytics.access, "record_query"),
+        ("  audit: record_query (DB insert + log)", analytics.access.audit, "record_query"),
         ("  JSONRenderer.render", JSONRenderer, "render"),
     ]
     for label, owner, attribute in components:

@@ -150,11 +150,13 @@ def measure(api: Any, body: dict[str, Any], repeat: int, warmup: int) -> dict[st
 
 def hit_breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str, float]]:
     """Median ms per component of a HIT (nested labels are part of their parent)."""
-    import analytics.access
+    import analytics.access.audit
     import analytics.cache
     import analytics.data_view
     import analytics.endpoints
-    from analytics.access import ApiClient, ApiKeyAuthentication, ClientRateThrottle
+    from analytics.access.authentication import ApiKeyAuthentication
+    from analytics.access.models import ApiClient
+    from analytics.access.throttling import ClientRateThrottle
     from analytics.audit_writer import AuditWriter
     from analytics.serializers import AnalyticsRequestSerializer
 
@@ -171,7 +173,7 @@ def hit_breakdown(api: Any, body: dict[str, Any], repeat: int) -> list[tuple[str
         ("    cache_key (hash)", analytics.cache, "cache_key"),
         ("    Redis GET entry + generation (+ unpickle)", analytics.cache, "_get_with_generation"),
         ("  response: json_response (bytes as-is)", analytics.data_view, "json_response"),
-        ("  audit: record_query", analytics.access, "record_query"),
+        ("  audit: record_query", analytics.access.audit, "record_query"),
         ("    queue the audit row (AuditWriter.add)", AuditWriter, "add"),
     ]
     for label, owner, attribute in components:
@@ -222,7 +224,7 @@ def hit_with_throttle(api: Any, body: dict[str, Any], repeat: int) -> tuple[floa
     from django.conf import settings
     from django.test import override_settings
 
-    from analytics.access import ClientRateThrottle
+    from analytics.access.throttling import ClientRateThrottle
 
     rest_framework = dict(settings.REST_FRAMEWORK)
     rest_framework["DEFAULT_THROTTLE_RATES"] = {
@@ -247,15 +249,15 @@ def hit_with_throttle(api: Any, body: dict[str, Any], repeat: int) -> tuple[floa
 def hit_without_audit(api: Any, body: dict[str, Any], repeat: int) -> float:
     """Diagnostic: median ms of a HIT with ``record_query`` stubbed out (no audit row, no
     log line), i.e. what deferring or batching the audit would save."""
-    import analytics.access
+    import analytics.access.audit
 
-    original = analytics.access.record_query
-    analytics.access.record_query = lambda *args, **kwargs: None
+    original = analytics.access.audit.record_query
+    analytics.access.audit.record_query = lambda *args, **kwargs: None
     try:
         _call(api, body, "HIT")
         return statistics.median(_call(api, body, "HIT")[0] for _ in range(repeat))
     finally:
-        analytics.access.record_query = original
+        analytics.access.audit.record_query = original
 
 
 def fsync_ms(directory: str, repeat: int = 50) -> float:
@@ -364,7 +366,7 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from analytics.access import ApiClient
+    from analytics.access.models import ApiClient
     from analytics.demo.generator import table_row_count
     from budmetrics_site.clickhouse.client import get_client
 

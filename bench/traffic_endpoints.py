@@ -71,12 +71,12 @@ def _cases(start: datetime, end: datetime) -> list[dict[str, Any]]:
     from analytics.query.printer import print_plan
     from analytics.query.runner import run
     from analytics.query.scope import ProjectScope
-    from analytics.traffic_queries import (
-        Window,
+    from analytics.query.tree import Window
+    from analytics.routes_clients.queries import (
         client_analytics_select,
         top_routes_select,
     )
-    from analytics.traffic_serializers import (
+    from analytics.routes_clients.serializers import (
         ClientAnalyticsQuerySerializer,
         TopRoutesQuerySerializer,
     )

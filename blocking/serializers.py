@@ -20,7 +20,7 @@ from analytics.fields import (
     WholeNumberField,
 )
 from analytics.query.buckets import auto_bucket, bucket_count
-from analytics.traffic_serializers import WindowQuerySerializer
+from analytics.window import WindowQuerySerializer
 from blocking import queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
 from budmetrics_site.openapi import COUNTRY_CODE_PATTERN

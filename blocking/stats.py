@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from analytics.access import present_ip
+from analytics.access.privacy import present_ip
 from blocking import queries
 from blocking.models import BlockingRule
 

@@ -19,12 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.viewsets import GenericViewSet
 
-from analytics.access import (
-    ProjectAccessDenied,
-    allowed_project_ids,
-    api_client_of,
-    has_all_projects,
-)
+from analytics.access.principals import api_client_of
+from analytics.access.scope import ProjectAccessDenied, allowed_project_ids, has_all_projects
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
 from blocking import serializers, services

@@ -298,12 +298,12 @@ REST_FRAMEWORK = {
     ],
     # API keys first: its WWW-Authenticate header makes unauthenticated requests 401.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "analytics.access.ApiKeyAuthentication",
+        "analytics.access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["analytics.access.ClientRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["analytics.access.throttling.ClientRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"client": API_THROTTLE_RATE, "anon": API_ANON_THROTTLE_RATE},
     # The API speaks JSON only (other media types: 415), parsed with a depth limit: a
     # deeply nested body was a 500, and form fields would bypass the limit.
@@ -335,8 +335,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "AnalyticsMetricEnum": "analytics.query.registry.METRIC_CHOICES",
         "AnalyticsDimensionEnum": "analytics.query.registry.DIMENSION_CHOICES",
-        "RouteOrderByEnum": "analytics.traffic_serializers.ROUTE_ORDER_BY",
-        "ClientOrderByEnum": "analytics.traffic_serializers.CLIENT_ORDER_BY",
+        "RouteOrderByEnum": "analytics.routes_clients.serializers.ROUTE_ORDER_BY",
+        "ClientOrderByEnum": "analytics.routes_clients.serializers.CLIENT_ORDER_BY",
         "GeoOrderByEnum": "geo.serializers.GEO_ORDER_BY",
     },
 }

@@ -13,7 +13,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("gateway/", include("analytics.urls")),
-    path("gateway/", include("analytics.urls_traffic")),
+    path("gateway/", include("analytics.routes_clients.urls")),
     path("gateway/", include("geo.urls")),
     path("gateway/", include("blocking.urls")),
 ]

@@ -14,8 +14,7 @@ from typing import Any
 
 from analytics.query.registry import METRICS
 from analytics.query.runner import execute
-from analytics.query.tree import Condition, Select
-from analytics.traffic_queries import Window
+from analytics.query.tree import Condition, Select, Window
 from geo.names import UNKNOWN, country_name, region_name
 
 # grouping(country_code, region, city): bit set = column not in the grouping set

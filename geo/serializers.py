@@ -8,7 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from analytics.fields import StrictCharField, StrictChoiceField, WholeNumberField, choice_error
-from analytics.traffic_serializers import WindowQuerySerializer
+from analytics.window import WindowQuerySerializer
 from geo.queries import GEO_ORDER_COLUMNS
 
 GEO_ORDER_BY = tuple(GEO_ORDER_COLUMNS)

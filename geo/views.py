@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
-from analytics.traffic_serializers import ERROR_RESPONSES, query_parameters
+from analytics.window import ERROR_RESPONSES, query_parameters
 from geo.serializers import GeoStatsQuerySerializer, GeoStatsResponseSerializer, example_response
 
 

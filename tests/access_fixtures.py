@@ -11,7 +11,7 @@ import pytest
 from django.conf import settings as django_settings
 from rest_framework.test import APIClient
 
-from analytics.access import ApiClient, ProjectAccess
+from analytics.access.models import ApiClient, ProjectAccess
 
 
 @pytest.fixture

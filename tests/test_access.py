@@ -12,14 +12,10 @@ from rest_framework import exceptions
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
-from analytics.access import (
-    ApiClient,
-    ApiClientPrincipal,
-    ProjectAccess,
-    QueryAudit,
-    record_query,
-    resolve_project_scope,
-)
+from analytics.access.audit import record_query
+from analytics.access.models import ApiClient, ProjectAccess, QueryAudit
+from analytics.access.principals import ApiClientPrincipal
+from analytics.access.scope import resolve_project_scope
 from analytics.query.printer import Binder, guard_clauses
 from analytics.query.scope import ProjectScope
 from analytics.query.tree import Rows

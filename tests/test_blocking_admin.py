@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from django_redis import get_redis_connection
 
-from analytics.access import ApiClient, QueryAudit
+from analytics.access.models import ApiClient, QueryAudit
 from blocking import publishing
 from blocking.models import BlockingRule, RuleStatus
 from tests.conftest import make_row

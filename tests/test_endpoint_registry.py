@@ -21,13 +21,10 @@ from rest_framework import exceptions
 
 from analytics import cache as response_cache
 from analytics import dashboards
-from analytics.access import (
-    ApiClientPrincipal,
-    QueryAudit,
-    normalise_params,
-    resolve_project_scope,
-    scope_for,
-)
+from analytics.access.audit import normalise_params
+from analytics.access.models import QueryAudit
+from analytics.access.principals import ApiClientPrincipal
+from analytics.access.scope import resolve_project_scope, scope_for
 from analytics.canonical import canonical
 from analytics.endpoints import ENDPOINTS, NORMAL, CachePolicy, answer, validate
 from analytics.query.scope import ProjectScope

@@ -26,7 +26,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from analytics.access import ApiClient
+from analytics.access.models import ApiClient
 from analytics.saved_queries import SavedQuery
 from blocking.models import BlockingRule
 from budmetrics_site.openapi import AREA_TAGS, TAGS

@@ -19,7 +19,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from analytics import cache as response_cache
-from analytics.access import ApiClient
+from analytics.access.models import ApiClient
 from analytics.saved_queries import SavedQuery
 from blocking.models import BlockingRule
 from tests.conftest import clickhouse_client, insert_rows, make_row

@@ -24,8 +24,8 @@ from analytics.query.series import (
     ranking_select,
     summary_select,
 )
-from analytics.query.tree import FilterLeaf, FilterNode
-from analytics.traffic_queries import Window, client_analytics_select, top_routes_select
+from analytics.query.tree import FilterLeaf, FilterNode, Window
+from analytics.routes_clients.queries import client_analytics_select, top_routes_select
 from blocking import queries as blocking
 from geo.queries import geo_stats_select
 

@@ -17,8 +17,11 @@ from django.utils import timezone
 
 from analytics.dashboard_views import DashboardViewQuerySerializer
 from analytics.fields import TimezoneField, parse_boolean, parse_whole_number
+from analytics.routes_clients.serializers import (
+    ClientAnalyticsQuerySerializer,
+    TopRoutesQuerySerializer,
+)
 from analytics.serializers import AnalyticsRequestSerializer
-from analytics.traffic_serializers import ClientAnalyticsQuerySerializer, TopRoutesQuerySerializer
 from blocking.models import BlockingRule
 from blocking.serializers import BlockingStatsQuerySerializer
 from budmetrics_site.parsers import MAX_JSON_DEPTH, json_depth

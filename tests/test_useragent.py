@@ -14,7 +14,7 @@ from django.core.management import call_command
 from ua_parser import BasicResolver, Parser, load_builtins
 
 from analytics.demo.generator import USER_AGENTS
-from analytics.traffic_queries import MAX_PARSED_USER_AGENTS
+from analytics.routes_clients.queries import MAX_PARSED_USER_AGENTS
 from analytics.useragent import (
     DEVICE_TYPES,
     AgentInfo,

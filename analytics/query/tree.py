@@ -14,7 +14,7 @@ purpose, so every such read can be found by name and is tested.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
@@ -90,6 +90,28 @@ class Rows:
             endpoint_ids=self.endpoint_ids,
             filters=self.filters,
             conditions=self.conditions,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """Scope, time range and id filters shared by the fixed-shape traffic queries (top
+    routes, clients, geography): the part of their request that becomes ``Rows``."""
+
+    scope: ProjectScope
+    start: datetime
+    end: datetime
+    model_ids: Sequence[uuid.UUID] = ()
+    endpoint_ids: Sequence[uuid.UUID] = ()
+
+    def rows(self, *conditions: Condition) -> Rows:
+        return Rows(
+            scope=self.scope,
+            start=self.start,
+            end=self.end,
+            model_ids=tuple(self.model_ids),
+            endpoint_ids=tuple(self.endpoint_ids),
+            conditions=conditions,
         )
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from analytics.access import audit_cleanup
+from analytics.access.audit import audit_cleanup
 
 
 class Command(BaseCommand):

@@ -9,14 +9,13 @@ from rest_framework.response import Response
 
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
-from analytics.traffic_serializers import (
-    ERROR_RESPONSES,
+from analytics.routes_clients.serializers import (
     ClientAnalyticsQuerySerializer,
     ClientAnalyticsResponseSerializer,
     TopRoutesQuerySerializer,
     TopRoutesResponseSerializer,
-    query_parameters,
 )
+from analytics.window import ERROR_RESPONSES, query_parameters
 
 _PROJECT = "6f1c1f5e-0a43-4c1b-9a4e-1f0d6a2b9c11"
 

@@ -9,18 +9,13 @@ row rather than the returned top N, without a second scan.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from analytics.access import present_ip
+from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import METRICS
 from analytics.query.runner import execute
-from analytics.query.scope import ProjectScope
-from analytics.query.tree import Condition, Rows, Select
+from analytics.query.tree import Condition, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
 from analytics.useragent import agent_value as _agent_value
 
@@ -46,27 +41,6 @@ CLIENT_AGENT_COLUMNS = ("device_type", "browser", "os")
 # stored field is empty; more than this and the query is refused as too large (422).
 MAX_PARSED_USER_AGENTS = 10_000
 MAX_COUNTRIES_PER_CLIENT = 300
-
-
-@dataclass(frozen=True)
-class Window:
-    """Scope, time range and id filters every traffic query shares."""
-
-    scope: ProjectScope
-    start: datetime
-    end: datetime
-    model_ids: Sequence[uuid.UUID] = ()
-    endpoint_ids: Sequence[uuid.UUID] = ()
-
-    def rows(self, *conditions: Condition) -> Rows:
-        return Rows(
-            scope=self.scope,
-            start=self.start,
-            end=self.end,
-            model_ids=tuple(self.model_ids),
-            endpoint_ids=tuple(self.endpoint_ids),
-            conditions=conditions,
-        )
 
 
 # --- Top routes ---------------------------------------------------------------------------
