@@ -37,6 +37,8 @@ from budmetrics_site.errors import ServiceUnavailable
 logger = structlog.get_logger(__name__)
 
 WARMER_NAME = "budmetrics-dashboard-warmer"
+
+
 @dataclass(frozen=True)
 class DashboardView:
     endpoint: str  # a key of saved_queries.ENDPOINTS

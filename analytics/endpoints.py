@@ -351,6 +351,7 @@ def geo_selector(data: Data, scope: ProjectScope) -> Data:
 
 # --- blocking ---------------------------------------------------------------------------------
 
+
 def blocking_selector(data: Data, scope: ProjectScope) -> Data:
     query = blocking_queries.StatsQuery(
         scope=scope,

@@ -20,7 +20,7 @@ from analytics.query.buckets import bucket_sql, format_time
 from analytics.query.registry import BUCKETS, ZERO_UUID
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
-from analytics.query.tree import BucketList, Condition, Rows, Select
+from analytics.query.tree import BucketList, Condition, Rows, Select, Window
 from blocking import validation
 
 __all__ = ["BUCKETS", "RuleTarget", "StatsQuery"]
@@ -38,14 +38,8 @@ class StatsQuery:
     timezone: str = "UTC"
 
     def rows(self, *conditions: Condition) -> Rows:
-        return Rows(
-            scope=self.scope,
-            start=self.start,
-            end=self.end,
-            model_ids=tuple(self.model_ids),
-            endpoint_ids=tuple(self.endpoint_ids),
-            conditions=conditions,
-        )
+        window = Window(self.scope, self.start, self.end, self.model_ids, self.endpoint_ids)
+        return window.rows(*conditions)
 
 
 BLOCKED = Condition("is_blocked")
