@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from django.db import connections
 
 from analytics.models import GatewayAnalytics
+from analytics.query.registry import TABLE
 
-TABLE = GatewayAnalytics._meta.db_table  # = analytics.query.registry.TABLE
 LOCAL_TABLE = f"{TABLE}_local"
 
 PARTITION_BY = "toYYYYMM(timestamp)"

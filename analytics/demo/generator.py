@@ -27,10 +27,8 @@ from typing import Any, NamedTuple
 
 from tqdm import tqdm
 
-from analytics.models import GatewayAnalytics
+from analytics.query.registry import TABLE
 from analytics.useragent import classify_user_agent
-
-TABLE = GatewayAnalytics._meta.db_table
 
 SLOTS = 1000  # resolution of weighted choices: 0.1 %
 DAY_MS = 86_400_000
