@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from analytics.dashboards import VIEWS, run_view
 from analytics.fields import StrictQueryMixin
 from analytics.saved_queries import ENDPOINTS, origin_of, request_id_of, run_response
+from budmetrics_site.filters import reject_unknown_params
 
 
 class DashboardViewQuerySerializer(StrictQueryMixin, serializers.Serializer):
@@ -69,6 +70,7 @@ class DashboardListView(APIView):
         tags=["dashboards"],
     )
     def get(self, request: Request) -> Response:
+        reject_unknown_params(request)
         return Response({"success": True, "data": {"views": describe_views()}})
 
 

@@ -27,6 +27,7 @@ from analytics.saved_queries import (
     run_response,
     saved_query_run,
 )
+from budmetrics_site.filters import reject_body
 from budmetrics_site.pagination import EnvelopePagination
 
 
@@ -200,6 +201,7 @@ class SavedQueryViewSet(
     )
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
+        reject_body(request)
         saved = self.get_object()
         if not saved.can_run(request.user):
             raise PermissionDenied("This saved query is neither yours nor shared.")

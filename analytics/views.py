@@ -25,6 +25,7 @@ from analytics.query.registry import (
     OPERATORS,
 )
 from analytics.serializers import AnalyticsRequestSerializer
+from budmetrics_site.filters import reject_unknown_params
 
 _RESPONSE = inline_serializer(
     "AnalyticsResponse",
@@ -118,4 +119,5 @@ class AnalyticsSchemaView(APIView):
         tags=["analytics"],
     )
     def get(self, request: Request) -> Response:
+        reject_unknown_params(request)
         return Response({"success": True, "data": analytics_schema()})

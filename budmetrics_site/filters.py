@@ -30,16 +30,31 @@ def paginator_params(view: Any) -> list[str]:
     return names
 
 
+def reject_unknown_params(request: Request, allowed: list[str] | tuple[str, ...] = ()) -> None:
+    """A 400 naming each query parameter outside ``allowed`` (plus DRF's ``format``), for
+    views without a query serializer."""
+    names = [*allowed, api_settings.URL_FORMAT_OVERRIDE or "format"]
+    unknown = [key for key in request.query_params if key not in names]
+    if unknown:
+        raise ValidationError(unknown_names_error(unknown, names, "parameter"))
+
+
+def reject_body(request: Request) -> None:
+    """A 400 for an operation that takes no body but was sent one (its fields would
+    otherwise be silently ignored)."""
+    data = request.data
+    if isinstance(data, dict) and data:
+        raise ValidationError(unknown_names_error(data.keys(), [], "field"))
+    if data and not isinstance(data, dict):
+        raise ValidationError({"non_field_errors": ["This operation takes no request body."]})
+
+
 class StrictQueryParams(BaseFilterBackend):
     """Rejects query parameters the generic view does not read (no filtering otherwise)."""
 
     def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
-        allowed = [api_settings.URL_FORMAT_OVERRIDE or "format"]
-        if getattr(view, "action", None) == "list":
-            allowed = paginator_params(view) + allowed
-        unknown = [key for key in request.query_params if key not in allowed]
-        if unknown:
-            raise ValidationError(unknown_names_error(unknown, allowed, "parameter"))
+        allowed = paginator_params(view) if getattr(view, "action", None) == "list" else []
+        reject_unknown_params(request, allowed)
         return queryset
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:

@@ -156,6 +156,25 @@ def test_saved_queries_list_takes_only_its_page_parameters(superuser_client, sav
     assert ok.json()["data"]["count"] == 1
 
 
+@pytest.mark.parametrize("url", ["/gateway/dashboards", "/gateway/analytics/schema"])
+def test_listing_endpoints_without_a_query_serializer_reject_unknown_parameters(
+    superuser_client, url
+):
+    error = error_of(superuser_client.get(url, {"project_ids": P1}))
+    assert "project_ids" in error["details"]
+    assert "allowed: format" in error["message"]
+    assert superuser_client.get(url, {"format": "json"}).status_code == 200
+
+
+def test_a_saved_query_run_takes_no_body(superuser_client, saved_id):
+    url = f"/gateway/saved-queries/{saved_id}/run"
+    error = error_of(superuser_client.post(url, {"start_time": "2024-01-01"}, format="json"))
+    assert "start_time" in error["details"]
+    listed = error_of(superuser_client.post(url, [1], format="json"))
+    assert "no request body" in listed["message"]
+    assert superuser_client.post(url).status_code == 200
+
+
 # --- 1. unknown body fields -----------------------------------------------------------------
 
 
