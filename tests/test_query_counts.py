@@ -22,8 +22,8 @@ from analytics import cache as response_cache
 from analytics.access.models import ApiClient
 from analytics.saved_queries import SavedQuery
 from blocking.models import BlockingRule
-from tests.conftest import clickhouse_client, insert_rows, make_row
-from tests.security.helpers import QuerySpy, uid
+from tests.conftest import make_row
+from tests.security.helpers import QuerySpy, module_rows, uid
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -55,13 +55,7 @@ ROWS = [
 ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
-        insert_rows(ROWS)
-        yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+_traffic = module_rows(ROWS)
 
 
 @pytest.fixture(autouse=True)

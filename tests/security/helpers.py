@@ -18,6 +18,7 @@ import pytest
 from analytics.query import runner
 from analytics.query.printer import PrintedQuery
 from analytics.query.registry import TABLE
+from tests.conftest import clickhouse_client, insert_rows
 
 GUARD = "project_id IN {scope_project_ids:Array(UUID)}"
 # A read of the table, as the printer emits it: the guard opens the WHERE clause.
@@ -107,3 +108,18 @@ def text_of(response: Any) -> str:
 
 def uid(text: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"budmetrics-security:{text}")
+
+
+def module_rows(rows: list[dict[str, Any]]) -> Any:
+    """An autouse module fixture: the table holds exactly ``rows`` while the module's tests
+    run (they only read), and is emptied afterwards."""
+
+    @pytest.fixture(scope="module", autouse=True)
+    def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
+        with django_db_blocker.unblock():
+            clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+            insert_rows(rows)
+            yield
+            clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+
+    return _traffic

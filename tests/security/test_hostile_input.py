@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import clickhouse_client, insert_rows, make_row
-from tests.security.helpers import QuerySpy, assert_error_envelope, uid
+from tests.conftest import make_row
+from tests.security.helpers import QuerySpy, assert_error_envelope, module_rows, uid
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -23,13 +23,7 @@ BIG = 10**30
 LONG = "x" * 100_000
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
-        insert_rows([make_row(project_id=P1, timestamp=datetime(2025, 3, 3, 12, tzinfo=UTC))])
-        yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+_traffic = module_rows([make_row(project_id=P1, timestamp=datetime(2025, 3, 3, 12, tzinfo=UTC))])
 
 
 @pytest.fixture

@@ -23,12 +23,13 @@ from typing import Any
 import pytest
 from django.core.cache import cache
 
-from tests.conftest import clickhouse_client, insert_rows, make_row
+from tests.conftest import clickhouse_client, make_row
 from tests.security.helpers import (
     QuerySpy,
     assert_error_envelope,
     assert_guarded,
     bound_values,
+    module_rows,
     uid,
 )
 
@@ -107,13 +108,7 @@ ROWS = _rows()
 P1_ROWS = [r for r in ROWS if r["project_id"] == P1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
-        insert_rows(ROWS)
-        yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+_traffic = module_rows(ROWS)
 
 
 @pytest.fixture(autouse=True)

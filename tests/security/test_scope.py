@@ -22,11 +22,12 @@ import pytest
 from analytics import cache as response_cache
 from analytics.query.registry import ZERO_UUID
 from blocking.models import BlockingRule
-from tests.conftest import clickhouse_client, insert_rows, make_row
+from tests.conftest import make_row
 from tests.security.helpers import (
     QuerySpy,
     assert_error_envelope,
     assert_guarded,
+    module_rows,
     text_of,
     uid,
 )
@@ -111,13 +112,7 @@ def markers_outside(scope: tuple[uuid.UUID, ...]) -> list[str]:
     ]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
-        insert_rows(ROWS)
-        yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+_traffic = module_rows(ROWS)
 
 
 @pytest.fixture(autouse=True)
