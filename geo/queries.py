@@ -147,7 +147,11 @@ def geo_stats(
     """Countries, regions and cities ranked by ``order_by`` with the Unknown bucket, and
     totals over every matching row."""
     select = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
-    rows = execute(select, max_rows=3 * limit + 1).dicts()
+    return shape_geo_stats(execute(select, max_rows=3 * limit + 1).dicts())
+
+
+def shape_geo_stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows of ``geo_stats_select`` as the response's data (pure: no database)."""
     by_level: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
         by_level.setdefault(int(row["geo_level"]), []).append(row)

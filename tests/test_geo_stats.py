@@ -306,3 +306,46 @@ def test_hostile_input_is_a_400_or_a_correct_answer_never_a_500(superuser_client
         response = superuser_client.get(URL, {**WINDOW, "project_ids": str(P1), param: value})
         assert response.status_code in (200, 400), (value[:40], response.content[:300])
         assert response.json()["success"] is (response.status_code == 200)
+
+
+def test_the_geo_shaper_is_pure_and_names_unknown_places():
+    from geo.queries import LEVEL_CITY, LEVEL_COUNTRY, LEVEL_REGION, LEVEL_TOTAL, shape_geo_stats
+
+    def row(level, country, region, city, requests, **extra):
+        return {
+            "geo_level": level,
+            "country_code": country,
+            "region": region,
+            "city": city,
+            "avg_latitude": extra.get("lat"),
+            "avg_longitude": extra.get("lon"),
+            "request_count": requests,
+            "error_count": 1,
+            "error_rate": 1 / requests,
+            "avg_response_time": 10.0,
+            "p95_response_time": 20,
+            "total_tokens": 5,
+            "unique_users": 2,
+            "known_groups": extra.get("known", 1),
+            "unknown_requests": extra.get("unknown", 0),
+        }
+
+    data = shape_geo_stats(
+        [
+            row(LEVEL_TOTAL, "", "", "", 10),
+            row(LEVEL_COUNTRY, "DE", "", "", 8, unknown=2),
+            row(LEVEL_COUNTRY, "", "", "", 2, unknown=2),
+            row(LEVEL_REGION, "DE", "BE", "", 8),
+            row(LEVEL_CITY, "DE", "BE", "Berlin", 8, lat=52.520008, lon=13.404954),
+        ]
+    )
+    assert [c["country_code"] for c in data["countries"]] == ["DE", None]
+    assert data["countries"][0]["percent"] == 0.8
+    assert data["cities"][0]["latitude"] == 52.52
+    assert data["summary"] == {
+        "total_countries": 1,
+        "total_regions": 1,
+        "total_cities": 1,
+        "total_requests": 10,
+        "unknown_requests": 2,
+    }
