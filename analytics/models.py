@@ -50,6 +50,16 @@ class GatewayAnalytics(models.ClickhouseModel):
     block_reason = models.StringField(low_cardinality=True, default="")
     block_rule_id = models.UUIDField(default=str(ZERO_UUID))
     error_type = models.StringField(low_cardinality=True, default="")
+    # LLM fields (issue 14). Each default is the column's "absent" value, which is what rows
+    # written before the 0004 migration read; metrics exclude it instead of counting zero.
+    is_streaming = models.BoolField(default=False)
+    ttft_ms = models.UInt32Field(default=0)  # time to first token; 0 = not streamed/unknown
+    routing_decision = models.StringField(low_cardinality=True, default="")  # primary, ...
+    attempts = models.UInt8Field(default=0)  # provider calls made; 0 = not recorded
+    finish_reason = models.StringField(low_cardinality=True, default="")  # stop, length, ...
+    cached_input_tokens = models.UInt32Field(default=0)  # prompt-cache reads
+    model_version = models.StringField(low_cardinality=True, default="")
+    tags = models.MapField(models.StringField(), models.StringField(), default=dict)
 
     class Meta:
         managed = False

@@ -7,6 +7,7 @@ it, both ``ON CLUSTER``, so queries keep using one table name.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import connections
@@ -73,10 +74,15 @@ def _tail(options: TableOptions) -> str:
     )
 
 
-def create_table_statements(options: TableOptions, alias: str = "clickhouse") -> list[str]:
+def create_table_statements(
+    options: TableOptions,
+    alias: str = "clickhouse",
+    columns: list[tuple[str, str]] | None = None,
+) -> list[str]:
     """The CREATE statements for the configured topology (identifiers are validated
-    settings, never request data)."""
-    columns = column_definitions(alias)
+    settings, never request data). ``columns`` defaults to the model's; tests pass an older
+    shape to check that a migration upgrades it."""
+    columns = column_definitions(alias) if columns is None else columns
     db = f"`{options.database}`"
     if not options.cluster:
         return [
@@ -104,6 +110,31 @@ def retention_statements(options: TableOptions) -> list[str]:
         f"ALTER TABLE {db}.`{LOCAL_TABLE}` ON CLUSTER `{options.cluster}` "
         f"MODIFY TTL {_ttl(options)}"
     ]
+
+
+def add_columns_statements(options: TableOptions, columns: Sequence[tuple[str, str]]) -> list[str]:
+    """``ALTER TABLE … ADD COLUMN IF NOT EXISTS`` for a migration: existing rows keep their
+    values and read the type's default (the column's "absent" value) for the new ones.
+    ``IF NOT EXISTS`` because a fresh install already created them from the model. On a
+    cluster the local tables change first, then the Distributed table that reads them."""
+    adds = ", ".join(f"ADD COLUMN IF NOT EXISTS `{name}` {db_type}" for name, db_type in columns)
+    return [f"ALTER TABLE {table} {adds}" for table in _alter_targets(options)]
+
+
+def drop_columns_statements(options: TableOptions, names: Sequence[str]) -> list[str]:
+    """The reverse of ``add_columns_statements``: the Distributed table first, so it never
+    names a column its local tables no longer have."""
+    drops = ", ".join(f"DROP COLUMN IF EXISTS `{name}`" for name in names)
+    return [f"ALTER TABLE {table} {drops}" for table in reversed(_alter_targets(options))]
+
+
+def _alter_targets(options: TableOptions) -> list[str]:
+    """The tables an ALTER of the schema touches, in the order to change them."""
+    db = f"`{options.database}`"
+    if not options.cluster:
+        return [f"{db}.`{TABLE}`"]
+    cluster = f"`{options.cluster}`"
+    return [f"{db}.`{LOCAL_TABLE}` ON CLUSTER {cluster}", f"{db}.`{TABLE}` ON CLUSTER {cluster}"]
 
 
 def drop_table_statements(options: TableOptions) -> list[str]:

@@ -50,6 +50,15 @@ _DEFAULTS: dict[str, Any] = {
     "block_reason": "",
     "block_rule_id": ZERO_UUID,
     "error_type": "",
+    # LLM columns: the "absent" values (what rows written before they existed read).
+    "is_streaming": False,
+    "ttft_ms": 0,
+    "routing_decision": "",
+    "attempts": 0,
+    "finish_reason": "",
+    "cached_input_tokens": 0,
+    "model_version": "",
+    "tags": {},
 }
 
 COLUMNS = [f.column for f in GatewayAnalytics._meta.local_fields]
@@ -72,6 +81,7 @@ def make_row(**values: Any) -> dict[str, Any]:
         endpoint_id=ZERO_UUID,
     )
     row.update(values)
+    row["tags"] = dict(row["tags"])  # never share the defaults' dict between rows
     unknown = set(row) - set(COLUMNS)
     if unknown:
         raise KeyError(f"not gateway_analytics columns: {sorted(unknown)}")

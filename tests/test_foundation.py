@@ -63,6 +63,14 @@ EXPECTED_COLUMNS = {
     "block_reason": "LowCardinality(String)",
     "block_rule_id": "UUID",
     "error_type": "LowCardinality(String)",
+    "is_streaming": "Bool",
+    "ttft_ms": "UInt32",
+    "routing_decision": "LowCardinality(String)",
+    "attempts": "UInt8",
+    "finish_reason": "LowCardinality(String)",
+    "cached_input_tokens": "UInt32",
+    "model_version": "LowCardinality(String)",
+    "tags": "Map(String, String)",
 }
 
 
