@@ -209,16 +209,21 @@ def test_total_tokens_is_input_plus_output_and_only_successes_cost(demo: None) -
 
 
 def test_cost_follows_each_models_token_prices(demo: None) -> None:
+    # Gateway cache hits cost nothing; prompt-cache reads are billed at the cached price.
     priced = rows(
-        "SELECT model_name, input_tokens, output_tokens, cost FROM gateway_analytics "
-        "WHERE status_code = 200 AND total_tokens > 0 LIMIT 1 BY model_name"
+        "SELECT model_name, input_tokens, output_tokens, cached_input_tokens, cost "
+        "FROM gateway_analytics WHERE status_code = 200 AND total_tokens > 0 "
+        "AND routing_decision != 'cached' "
+        "ORDER BY request_id LIMIT 2 BY model_name, cached_input_tokens > 0"
     )
     prices = {model.name: model for model in MODELS}
-    assert len(priced) >= 5
-    for name, tokens_in, tokens_out, cost in priced:
+    assert len(priced) >= 10
+    assert any(row[3] > 0 for row in priced)
+    for name, tokens_in, tokens_out, cached_in, cost in priced:
         model = prices[name]
         expected = (
-            tokens_in * model.input_per_million / 1e6
+            (tokens_in - cached_in) * model.input_per_million / 1e6
+            + cached_in * (model.cached_input_per_million or 0.0) / 1e6
             + tokens_out * model.output_per_million / 1e6
             + model.per_request
         )
@@ -328,3 +333,193 @@ def test_sql_text_holds_no_values_only_placeholders() -> None:
     assert "gpt-4o" not in sql
     placeholders = set(re.findall(r"\{(\w+):[^}]+\}", sql))
     assert placeholders == set(PARAMETER_TYPES) | {"offset", "count"}
+
+
+# --- LLM serving (issue 14) ---------------------------------------------------------------
+
+CHAT_ROUTES = "path IN ('/v1/chat/completions', '/v1/completions') AND method = 'POST'"
+NON_CHAT = "path IN ('/v1/embeddings', '/v1/audio/transcriptions', '/v1/images/generations')"
+GENERATION = "is_streaming AND ttft_ms > 0 AND response_time_ms > ttft_ms"
+
+
+def test_chat_calls_mostly_stream_and_other_routes_never_do(demo: None) -> None:
+    streamed = scalar(
+        "SELECT avg(is_streaming) FROM gateway_analytics WHERE path = '/v1/chat/completions' "
+        "AND status_code = 200 AND routing_decision != 'cached'"
+    )
+    assert 0.7 <= streamed <= 0.86
+    assert share(f"{NON_CHAT} AND (is_streaming OR ttft_ms > 0 OR finish_reason != '')") == 0
+    assert share("is_streaming AND status_code != 200") == 0
+    assert share("is_streaming != (ttft_ms > 0)") == 0  # TTFT exactly on streamed rows
+    assert share("is_streaming AND ttft_ms >= response_time_ms") == 0
+    assert share("is_streaming AND ttft_ms <= gateway_processing_ms") == 0
+
+
+def test_ttft_and_tokens_per_second_depend_on_the_model(demo: None) -> None:
+    by_model = {
+        name: (p50_ttft, tokens_per_second)
+        for name, p50_ttft, tokens_per_second, n in rows(
+            "SELECT model_name, quantileExactIf(0.5)(ttft_ms, is_streaming AND ttft_ms > 0), "  # noqa: S608
+            "sumIf(output_tokens, " + GENERATION + ") "
+            "/ (sumIf(response_time_ms - ttft_ms, " + GENERATION + ") / 1000), "
+            "countIf(" + GENERATION + ") FROM gateway_analytics GROUP BY model_name"
+        )
+        if n > 200
+    }
+    assert len(by_model) >= 4
+    for p50_ttft, tokens_per_second in by_model.values():
+        assert 100 < p50_ttft < 1500
+        assert 20 < tokens_per_second < 200
+    speeds = sorted(speed for _, speed in by_model.values())
+    assert speeds[-1] > 2 * speeds[0]  # a fast small model against a slow large one
+    if "gpt-4o-mini" in by_model and "meta-llama/Llama-3.1-70B-Instruct" in by_model:
+        assert by_model["gpt-4o-mini"][1] > 2 * by_model["meta-llama/Llama-3.1-70B-Instruct"][1]
+
+
+def test_routing_follows_upstream_errors_and_fallbacks_mostly_rescue(demo: None) -> None:
+    decisions = dict(rows("SELECT routing_decision, count() FROM gateway_analytics GROUP BY 1"))
+    assert set(decisions) == {"", "primary", "fallback", "cached", "retry"}
+    routed = sum(n for decision, n in decisions.items() if decision)
+    assert 0.02 <= decisions["fallback"] / routed <= 0.08
+    assert 0.04 <= decisions["cached"] / routed <= 0.12
+    rescued = scalar(
+        "SELECT avg(status_code < 400) FROM gateway_analytics WHERE routing_decision = 'fallback'"
+    )
+    assert 0.6 <= rescued <= 0.9
+    # Attempts: one call for primary, two or three for fallbacks and retries, none cached.
+    attempts = dict(
+        rows("SELECT routing_decision, groupUniqArray(attempts) FROM gateway_analytics GROUP BY 1")
+    )
+    assert attempts["primary"] == [1]
+    assert sorted(attempts["fallback"]) == sorted(attempts["retry"]) == [2, 3]
+    assert attempts["cached"] == attempts[""] == [0]
+    # Not routed: blocked, bots, the gateway's own 401/404, listing models and files.
+    assert (
+        share(
+            "routing_decision = '' AND NOT (is_blocked OR is_bot OR status_code IN (401, 404) "
+            "OR method != 'POST')"
+        )
+        == 0
+    )
+    assert share("routing_decision != '' AND (is_blocked OR is_bot)") == 0
+    # Upstream 5xx errors all reached a provider and most were tried elsewhere first.
+    failed = scalar(
+        "SELECT avg(routing_decision IN ('fallback', 'retry')) FROM gateway_analytics "
+        "WHERE status_code >= 500 AND routing_decision != ''"
+    )
+    assert 0.6 <= failed <= 0.9
+
+
+def test_rescued_requests_are_slower_than_first_time_successes(demo: None) -> None:
+    rescued, primary = rows(
+        "SELECT quantileExactIf(0.5)(response_time_ms, routing_decision = 'fallback'), "
+        "quantileExactIf(0.5)(response_time_ms, routing_decision = 'primary') "
+        "FROM gateway_analytics WHERE status_code = 200 AND path = '/v1/chat/completions'"
+    )[0]
+    assert rescued > primary
+
+
+def test_cached_answers_are_fast_free_and_never_streamed(demo: None) -> None:
+    cached = "routing_decision = 'cached'"
+    assert share(f"{cached} AND (cost != 0 OR status_code != 200 OR is_streaming)") == 0
+    p95_cached, p50_primary = rows(
+        "SELECT quantileExactIf(0.95)(response_time_ms, routing_decision = 'cached'), "
+        "quantileExactIf(0.5)(response_time_ms, routing_decision = 'primary') "
+        "FROM gateway_analytics WHERE path IN ('/v1/chat/completions', '/v1/embeddings') "
+        "AND status_code = 200"
+    )[0]
+    assert p95_cached < 60
+    assert p50_primary > 10 * p95_cached
+    assert (
+        share(
+            f"{cached} AND path NOT IN ('/v1/chat/completions', '/v1/completions', "
+            "'/v1/embeddings')"
+        )
+        == 0
+    )
+
+
+def test_finish_reasons_are_mostly_stop_and_only_on_text_generation(demo: None) -> None:
+    reasons = dict(
+        rows(
+            "SELECT finish_reason, count() FROM gateway_analytics WHERE finish_reason != '' "
+            "GROUP BY 1"
+        )
+    )
+    assert set(reasons) == {"stop", "length", "tool_call", "content_filter", "error", "unknown"}
+    total = sum(reasons.values())
+    assert reasons["stop"] / total >= 0.8
+    assert 0.03 <= reasons["length"] / total <= 0.09
+    assert reasons["content_filter"] / total <= 0.02
+    assert share(f"finish_reason != '' AND NOT ({CHAT_ROUTES})") == 0
+    assert share("finish_reason = 'error' AND status_code < 500") == 0
+    assert (
+        share(
+            f"{CHAT_ROUTES} AND status_code = 200 AND NOT is_blocked AND NOT is_bot "
+            "AND finish_reason = ''"
+        )
+        == 0
+    )
+    # 'length' marks the longest answers.
+    length_p50, stop_p50 = rows(
+        "SELECT quantileExactIf(0.5)(output_tokens, finish_reason = 'length'), "
+        "quantileExactIf(0.5)(output_tokens, finish_reason = 'stop') FROM gateway_analytics "
+        "WHERE path = '/v1/chat/completions'"
+    )[0]
+    assert length_p50 > 3 * stop_p50
+
+
+def test_model_versions_belong_to_their_models(demo: None) -> None:
+    expected = {m.name: {v for v, _ in m.versions} or {m.name} for m in MODELS}
+    stored = rows(
+        "SELECT model_name, groupUniqArray(model_version) FROM gateway_analytics "
+        "WHERE model_version != '' GROUP BY 1"
+    )
+    assert len(stored) >= 5
+    for name, versions in stored:
+        assert set(versions) <= expected[name], name
+    assert any(len(versions) == 2 for _, versions in stored)
+    assert share("model_version != '' AND (status_code != 200 OR routing_decision = '')") == 0
+
+
+def test_prompt_cache_reads_only_on_caching_providers_and_cost_less(demo: None) -> None:
+    caching = [m.name for m in MODELS if m.cached_input_per_million is not None]
+    assert 0.02 <= share("cached_input_tokens > 0") <= 0.2
+    assert share("cached_input_tokens > input_tokens") == 0
+    assert share("cached_input_tokens > 0 AND input_tokens < 1024") == 0
+    assert (
+        scalar(
+            "SELECT countIf(cached_input_tokens > 0 AND NOT has({caching:Array(String)}, "
+            "model_name)) FROM gateway_analytics",
+            {"caching": caching},
+        )
+        == 0
+    )
+
+
+def test_tags_are_skewed_labels_and_some_rows_have_none(demo: None) -> None:
+    keys = dict(
+        rows("SELECT arrayJoin(mapKeys(tags)) AS k, count() FROM gateway_analytics GROUP BY k")
+    )
+    assert set(keys) == {"env", "team", "feature"}
+    untagged = share("empty(tags)")
+    assert 0.2 <= untagged <= 0.5
+    assert share("is_bot AND notEmpty(tags)") == 0
+    envs = dict(
+        rows(
+            "SELECT tags['env'], count() FROM gateway_analytics WHERE tags['env'] != '' GROUP BY 1"
+        )
+    )
+    assert set(envs) == {"prod", "staging", "dev"}
+    assert envs["prod"] > 3 * envs["staging"] > 0
+    # env and team are the API key's labels: one value per key.
+    assert (
+        scalar(
+            "SELECT max(n) FROM (SELECT uniqExact(tags['env'], tags['team']) AS n "
+            "FROM gateway_analytics WHERE notEmpty(tags) GROUP BY client_id)"
+        )
+        == 1
+    )
+    assert (
+        scalar("SELECT countIf(v = '') FROM gateway_analytics ARRAY JOIN mapValues(tags) AS v") == 0
+    )

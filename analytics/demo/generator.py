@@ -186,19 +186,49 @@ class Model(NamedTuple):
     input_per_million: float  # USD per 1M input tokens
     output_per_million: float  # USD per 1M output tokens
     per_request: float = 0.0  # USD per successful request (image generation)
+    # Serving speed against the route's baseline: time to first token, and time per output
+    # token (the inverse of tokens/s). Hosted frontier models queue longer; a self-hosted
+    # vLLM answers sooner but decodes slower.
+    ttft_factor: float = 1.0
+    token_ms_factor: float = 1.0
+    cached_input_per_million: float | None = None  # prompt-cache reads; None = no prompt cache
+    versions: tuple[tuple[str, float], ...] = ()  # (model_version, weight); () = the name
 
 
 MODELS: tuple[Model, ...] = (
-    Model("gpt-4o", "openai", Kind.CHAT, 2.50, 10.00),
-    Model("gpt-4o-mini", "openai", Kind.CHAT, 0.15, 0.60),
-    Model("claude-3-5-sonnet-20241022", "anthropic", Kind.CHAT, 3.00, 15.00),
-    Model("meta-llama/Llama-3.1-70B-Instruct", "vllm", Kind.CHAT, 0.60, 0.60),
-    Model("mistral-large-latest", "mistral", Kind.CHAT, 2.00, 6.00),
+    Model(
+        "gpt-4o", "openai", Kind.CHAT, 2.50, 10.00,
+        ttft_factor=1.0, token_ms_factor=0.75, cached_input_per_million=1.25,
+        versions=(("gpt-4o-2024-08-06", 65), ("gpt-4o-2024-11-20", 35)),
+    ),
+    Model(
+        "gpt-4o-mini", "openai", Kind.CHAT, 0.15, 0.60,
+        ttft_factor=0.7, token_ms_factor=0.5, cached_input_per_million=0.075,
+        versions=(("gpt-4o-mini-2024-07-18", 1),),
+    ),
+    Model(
+        "claude-3-5-sonnet-20241022", "anthropic", Kind.CHAT, 3.00, 15.00,
+        ttft_factor=1.35, token_ms_factor=0.9, cached_input_per_million=0.30,
+        versions=(("claude-3-5-sonnet-20241022", 1),),
+    ),
+    Model(
+        "meta-llama/Llama-3.1-70B-Instruct", "vllm", Kind.CHAT, 0.60, 0.60,
+        ttft_factor=0.45, token_ms_factor=1.6,
+        versions=(("Llama-3.1-70B-Instruct-FP8", 60), ("Llama-3.1-70B-Instruct", 40)),
+    ),
+    Model(
+        "mistral-large-latest", "mistral", Kind.CHAT, 2.00, 6.00,
+        ttft_factor=1.15, token_ms_factor=1.3,
+        versions=(("mistral-large-2407", 30), ("mistral-large-2411", 70)),
+    ),
     Model("text-embedding-3-small", "openai", Kind.EMBEDDING, 0.02, 0.0),
-    Model("BAAI/bge-large-en-v1.5", "vllm", Kind.EMBEDDING, 0.01, 0.0),
+    Model(
+        "BAAI/bge-large-en-v1.5", "vllm", Kind.EMBEDDING, 0.01, 0.0,
+        versions=(("bge-large-en-v1.5", 1),),
+    ),
     Model("whisper-1", "openai", Kind.AUDIO, 0.0, 6.00),
     Model("dall-e-3", "openai", Kind.IMAGE, 0.0, 0.0, per_request=0.04),
-)
+)  # fmt: skip
 
 
 class Route(NamedTuple):
@@ -275,6 +305,73 @@ BLOCK_RULES: tuple[BlockRule, ...] = (
     BlockRule("sanctioned countries", "country_blocked", 15, 5),
     BlockRule("crawler user agents", "user_agent_blocked", 0, 65),
 )
+
+# --- LLM serving (issue 14): streaming, routing, gateway cache, finish reasons, tags ------
+
+
+class Serving(NamedTuple):
+    """How the gateway serves a route's model calls; routes not listed never reach a
+    provider (listing models, files), so their LLM columns stay "absent"."""
+
+    stream_share: float  # of successful calls, streamed back token by token
+    cache_share: float  # of successful calls, answered from the gateway's response cache
+    generates: bool  # the provider reports a finish reason (text generation)
+
+
+SERVING: dict[tuple[str, str], Serving] = {
+    ("POST", "/v1/chat/completions"): Serving(0.78, 0.07, True),
+    ("POST", "/v1/completions"): Serving(0.35, 0.05, True),
+    ("POST", "/v1/embeddings"): Serving(0.0, 0.12, False),
+    ("POST", "/v1/audio/transcriptions"): Serving(0.0, 0.0, False),
+    ("POST", "/v1/images/generations"): Serving(0.0, 0.0, False),
+}
+# Statuses the gateway answers itself, before any routing (no key, unknown model).
+GATEWAY_STATUSES = (401, 404)
+# A successful call whose first provider call failed: another call rescued it.
+RESCUE_SHARE = 0.05
+RESCUE_RETRY_SHARE = 0.25  # of rescues: the same provider again, not a fallback provider
+# A call that ended in an upstream (5xx) error: what the router tried before giving up.
+FAILED_FALLBACK_SHARE = 0.55
+FAILED_RETRY_SHARE = 0.20  # the rest had no fallback configured (one primary call)
+THIRD_ATTEMPT_SHARE = 0.15  # of fallbacks and retries: two failed calls before the last
+FAILED_ATTEMPT_MS = (900.0, 0.8)  # log-normal median and sigma of the failed call's time
+CACHE_HIT_MS = (6.0, 0.5)  # a gateway cache hit: no provider call at all
+TOKEN_SPEED_SIGMA = 0.25  # per-request spread of the time per output token
+# Finish reasons of a successful generation: 'length' is drawn from the longest outputs
+# (the output draw's top ~6 %), the rest by weight; upstream errors finish with 'error'.
+LENGTH_Z = 1.55
+FINISH_REASONS: tuple[tuple[str, float], ...] = (
+    ("stop", 93.0),
+    ("tool_call", 4.5),
+    ("content_filter", 1.0),
+    ("unknown", 0.5),
+)
+PROMPT_CACHE_MIN_TOKENS = 1024  # providers cache prompts from this length on
+PROMPT_CACHE_SHARE = 0.40  # of long prompts to a caching provider, partly read from cache
+
+
+class Tag(NamedTuple):
+    key: str
+    per_key: bool  # a label of the API key (same on all its requests), else per request
+    values: tuple[tuple[str, float], ...]  # (value, weight); '' = the tag left out
+
+
+TAGGED_KEY_PERCENT = 70  # API keys whose callers send tags; the rest send none
+TAGS: tuple[Tag, ...] = (
+    Tag("env", True, (("prod", 78), ("staging", 15), ("dev", 7))),
+    Tag(
+        "team",
+        True,
+        (("search", 38), ("support", 24), ("growth", 16), ("research", 10), ("ml-platform", 5),
+         ("", 7)),
+    ),
+    Tag(
+        "feature",
+        False,
+        (("chat-assistant", 38), ("summarize", 20), ("rag-search", 16), ("code-review", 9),
+         ("translate", 5), ("", 12)),
+    ),
+)  # fmt: skip
 
 # Requests per UTC hour of day (Europe's afternoon meets America's morning).
 HOURLY_WEIGHTS: tuple[float, ...] = (
@@ -420,7 +517,7 @@ def build_parameters(spec: TrafficSpec) -> dict[str, Any]:
         weighted_slots([r.weight if r.kind is kind else 0 for r in ROUTES]) for kind in Kind
     ]
     city_index = {city.city: i + 1 for i, city in enumerate(CITIES)}
-    return {
+    parameters = {
         "seed": seed,
         "start_ms": start_ms,
         "start_time_of_day_ms": start_ms % DAY_MS,
@@ -487,6 +584,51 @@ def build_parameters(spec: TrafficSpec) -> dict[str, Any]:
         "max_input_tokens": MAX_INPUT_TOKENS,
         "max_output_tokens": MAX_OUTPUT_TOKENS,
         "max_response_ms": MAX_RESPONSE_MS,
+    }
+    return parameters | _llm_parameters()
+
+
+def _llm_parameters() -> dict[str, Any]:
+    """The LLM serving catalogues (issue 14) as bound parameters."""
+    versions: list[str] = []
+    version_slots: list[list[int]] = []
+    for model in MODELS:
+        choices = model.versions or ((model.name, 1.0),)
+        first = len(versions) + 1
+        versions += [name for name, _ in choices]
+        version_slots.append([first + slot - 1 for slot in weighted_slots([w for _, w in choices])])
+    serving = [SERVING.get((r.method, r.path)) for r in ROUTES]
+    return {
+        "model_ttft_factor": [m.ttft_factor for m in MODELS],
+        "model_token_ms_factor": [m.token_ms_factor for m in MODELS],
+        "model_prompt_cache": [m.cached_input_per_million is not None for m in MODELS],
+        "model_cached_input_price": [(m.cached_input_per_million or 0.0) / 1e6 for m in MODELS],
+        "model_version_slots": version_slots,
+        "version_names": versions,
+        "route_routed": [s is not None for s in serving],
+        "route_stream_share": [s.stream_share if s else 0.0 for s in serving],
+        "route_cache_share": [s.cache_share if s else 0.0 for s in serving],
+        "route_generates": [bool(s and s.generates) for s in serving],
+        "gateway_statuses": list(GATEWAY_STATUSES),
+        "rescue_share": RESCUE_SHARE,
+        "rescue_retry_share": RESCUE_RETRY_SHARE,
+        "failed_fallback_share": FAILED_FALLBACK_SHARE,
+        "failed_retry_share": FAILED_RETRY_SHARE,
+        "third_attempt_share": THIRD_ATTEMPT_SHARE,
+        "failed_attempt_median": FAILED_ATTEMPT_MS[0],
+        "failed_attempt_sigma": FAILED_ATTEMPT_MS[1],
+        "cache_hit_median": CACHE_HIT_MS[0],
+        "cache_hit_sigma": CACHE_HIT_MS[1],
+        "token_speed_sigma": TOKEN_SPEED_SIGMA,
+        "length_z": LENGTH_Z,
+        "finish_names": [name for name, _ in FINISH_REASONS],
+        "finish_slots": weighted_slots([weight for _, weight in FINISH_REASONS]),
+        "prompt_cache_min_tokens": PROMPT_CACHE_MIN_TOKENS,
+        "prompt_cache_share": PROMPT_CACHE_SHARE,
+        "tag_keys": [tag.key for tag in TAGS],
+        "tag_values": [[value for value, _ in tag.values] for tag in TAGS],
+        "tag_slots": [weighted_slots([weight for _, weight in tag.values]) for tag in TAGS],
+        "tagged_key_percent": TAGGED_KEY_PERCENT,
     }
 
 
@@ -557,6 +699,37 @@ PARAMETER_TYPES: dict[str, str] = {
     "max_input_tokens": "UInt32",
     "max_output_tokens": "UInt32",
     "max_response_ms": "UInt32",
+    # LLM serving (issue 14)
+    "model_ttft_factor": "Array(Float64)",
+    "model_token_ms_factor": "Array(Float64)",
+    "model_prompt_cache": "Array(Bool)",
+    "model_cached_input_price": "Array(Float64)",
+    "model_version_slots": "Array(Array(UInt16))",
+    "version_names": "Array(String)",
+    "route_routed": "Array(Bool)",
+    "route_stream_share": "Array(Float64)",
+    "route_cache_share": "Array(Float64)",
+    "route_generates": "Array(Bool)",
+    "gateway_statuses": "Array(UInt16)",
+    "rescue_share": "Float64",
+    "rescue_retry_share": "Float64",
+    "failed_fallback_share": "Float64",
+    "failed_retry_share": "Float64",
+    "third_attempt_share": "Float64",
+    "failed_attempt_median": "Float64",
+    "failed_attempt_sigma": "Float64",
+    "cache_hit_median": "Float64",
+    "cache_hit_sigma": "Float64",
+    "token_speed_sigma": "Float64",
+    "length_z": "Float64",
+    "finish_names": "Array(String)",
+    "finish_slots": "Array(UInt16)",
+    "prompt_cache_min_tokens": "UInt32",
+    "prompt_cache_share": "Float64",
+    "tag_keys": "Array(String)",
+    "tag_values": "Array(Array(String))",
+    "tag_slots": "Array(Array(UInt16))",
+    "tagged_key_percent": "UInt8",
 }
 
 
@@ -589,6 +762,18 @@ class Salt(IntEnum):
     IP_VARIANT = 21
     FILE = 22
     ERROR_BYTES = 23
+    STREAM = 24
+    RESCUE = 25
+    CACHE = 26
+    ROUTING = 27
+    ATTEMPTS = 28
+    FINISH = 29
+    VERSION = 30
+    PROMPT_CACHE = 31
+    PROMPT_CACHE_SIZE = 32
+    NORMAL_7 = 33  # a fourth Box-Muller pair
+    NORMAL_8 = 34
+    TAG = 35  # with the tag's index
     # hashed with an API key or user index instead of the row number
     KEY_PROJECT = 101
     KEY_ID_HIGH = 102
@@ -598,6 +783,8 @@ class Salt(IntEnum):
     USER_ID_LOW = 106
     IP = 107
     IP_V6_LOW = 108
+    KEY_TAGGED = 109
+    KEY_TAG = 110  # with the tag's index
 
 
 def _hash(salt: Salt, key: str = "number") -> str:
@@ -651,7 +838,7 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("method", "route_methods[route_idx]"),
     ("path", "path"),
     ("status_code", "status_code"),
-    ("response_time_ms", "toUInt32(least(gateway_ms + round(upstream_ms), max_response_ms))"),
+    ("response_time_ms", "response_ms"),
     ("gateway_processing_ms", "gateway_ms"),
     ("input_tokens", "input_tokens"),
     ("output_tokens", "output_tokens"),
@@ -666,14 +853,29 @@ OUTPUT_COLUMNS: tuple[tuple[str, str], ...] = (
         "if(is_blocked, rule_ids[rule_idx], toUUID('00000000-0000-0000-0000-000000000000'))",
     ),
     ("error_type", "error_type"),
+    ("is_streaming", "is_streaming"),
+    ("ttft_ms", "ttft_ms"),
+    ("routing_decision", "routing_decision"),
+    ("attempts", "attempts"),
+    ("finish_reason", "finish_reason"),
+    ("cached_input_tokens", "cached_input_tokens"),
+    ("model_version", "model_version"),
+    ("tags", "tags"),
+)
+
+
+NORMAL_PAIRS: tuple[tuple[Salt, Salt], ...] = (
+    (Salt.NORMAL_1, Salt.NORMAL_2),
+    (Salt.NORMAL_3, Salt.NORMAL_4),
+    (Salt.NORMAL_5, Salt.NORMAL_6),
+    (Salt.NORMAL_7, Salt.NORMAL_8),
 )
 
 
 def _normal_pairs() -> str:
-    """Three Box-Muller pairs: six independent standard normals z1..z6."""
+    """Four Box-Muller pairs: eight independent standard normals z1..z8."""
     lines = []
-    for pair in range(3):
-        first, second = Salt(Salt.NORMAL_1 + 2 * pair), Salt(Salt.NORMAL_1 + 2 * pair + 1)
+    for pair, (first, second) in enumerate(NORMAL_PAIRS):
         u1 = f"((bitShiftRight({_hash(first)}, 11) + 1) / 9007199254740992.0)"  # (0, 1]
         u2 = _uniform(second)
         lines += [
@@ -721,8 +923,20 @@ def build_insert_sql() -> str:
         "status_latency_median[status_idx]", "status_latency_sigma[status_idx]", "z3"
     )
     gateway_draw = _lognormal("if(is_blocked, 1.2, 3.0)", "0.45", "z5")
+    extra_draw = (
+        f"if(cached, {_lognormal('cache_hit_median', 'cache_hit_sigma', 'z8')},"
+        f" {_lognormal('failed_attempt_median', 'failed_attempt_sigma', 'z8')})"
+    )
     request_draw = _lognormal("route_request_bytes[route_idx]", "0.35", "z4")
     response_draw = _lognormal("route_response_bytes[route_idx]", "0.35", "z6")
+    # One draw per tag (unrolled: a lambda over the tags costs more than the whole row);
+    # a key's labels hash the API key, a request's labels the row.
+    tag_draws = ", ".join(
+        f"tag_values[{i}][tag_slots[{i}][1 + cityHash64(seed, "
+        + ("key_idx" if tag.per_key else "number")
+        + f", {i}, {int(Salt.KEY_TAG if tag.per_key else Salt.TAG)}) % length(tag_slots[{i}])]]"
+        for i, tag in enumerate(TAGS, start=1)
+    )
     inner = f"""
     WITH
     {with_params}
@@ -754,13 +968,55 @@ def build_insert_sql() -> str:
         toUInt32(least(round({input_draw}), max_input_tokens)) AS prompt_tokens,
         if(ok OR status_code >= 500, prompt_tokens, 0) AS input_tokens,
         if(ok, toUInt32(least(round({output_draw}), max_output_tokens)), 0) AS output_tokens,
-        if(ok, round(input_tokens * model_input_price[model_idx]
-                     + output_tokens * model_output_price[model_idx]
-                     + model_request_price[model_idx], 8), 0) AS cost,
+        route_routed[route_idx] AND NOT is_blocked AND NOT is_bot
+            AND NOT has(gateway_statuses, status_code) AS routed,
+        routed AND ok AND {_uniform(Salt.RESCUE)} < rescue_share AS rescued,
+        routed AND ok AND NOT rescued
+            AND {_uniform(Salt.CACHE)} < route_cache_share[route_idx] AS cached,
+        {_uniform(Salt.ROUTING)} AS routing_draw,
+        multiIf(NOT routed, '', cached, 'cached',
+                rescued, if(routing_draw < rescue_retry_share, 'retry', 'fallback'),
+                status_code >= 500, multiIf(routing_draw < failed_fallback_share, 'fallback',
+                    routing_draw < failed_fallback_share + failed_retry_share, 'retry',
+                    'primary'),
+                'primary') AS routing_decision,
+        toUInt8(multiIf(routing_decision IN ('fallback', 'retry'),
+                        2 + ({_uniform(Salt.ATTEMPTS)} < third_attempt_share),
+                        routing_decision = 'primary', 1, 0)) AS attempts,
+        routed AND ok AND NOT cached
+            AND {_uniform(Salt.STREAM)} < route_stream_share[route_idx] AS is_streaming,
+        toUInt32(if(routed AND ok AND NOT cached AND model_prompt_cache[model_idx]
+                    AND input_tokens >= prompt_cache_min_tokens
+                    AND {_uniform(Salt.PROMPT_CACHE)} < prompt_cache_share,
+                    floor(input_tokens * (0.5 + 0.45 * {_uniform(Salt.PROMPT_CACHE_SIZE)})
+                          / 128) * 128, 0)) AS cached_input_tokens,
+        if(ok AND NOT cached, round((input_tokens - cached_input_tokens)
+                                    * model_input_price[model_idx]
+                                    + cached_input_tokens * model_cached_input_price[model_idx]
+                                    + output_tokens * model_output_price[model_idx]
+                                    + model_request_price[model_idx], 8), 0) AS cost,
         toUInt32(greatest(1, round({gateway_draw}))) AS gateway_ms,
+        if(cached OR rescued, {extra_draw}, 0) AS extra_ms,
+        {success_latency} * model_ttft_factor[model_idx] AS first_token_ms,
+        route_ms_per_token[route_idx] * model_token_ms_factor[model_idx]
+            * exp(token_speed_sigma * z7) AS ms_per_token,
         multiIf(is_blocked, 0,
-                ok, {success_latency} + output_tokens * route_ms_per_token[route_idx],
+                cached, extra_ms,
+                ok, extra_ms + first_token_ms + output_tokens * ms_per_token,
                 {error_latency}) AS upstream_ms,
+        toUInt32(least(gateway_ms + round(upstream_ms), max_response_ms)) AS response_ms,
+        toUInt32(if(is_streaming, greatest(1, least(gateway_ms + round(extra_ms + first_token_ms),
+                                                    response_ms - 1.0)), 0)) AS ttft_ms,
+        multiIf(NOT routed OR NOT route_generates[route_idx], '',
+                ok, if(z2 > length_z, 'length', finish_names[{_pick("finish_slots", Salt.FINISH)}]),
+                status_code >= 500, 'error', '') AS finish_reason,
+        if(routed AND ok, version_names[{_pick("model_version_slots[model_idx]", Salt.VERSION)}],
+           '') AS model_version,
+        NOT is_bot AND {_hash(Salt.KEY_TAGGED, "key_idx")} % 100 < tagged_key_percent AS tagged,
+[{tag_draws}] AS tag_draws,
+        if(tagged, mapFromArrays(arrayFilter((k, v) -> v != '', tag_keys, tag_draws),
+                                 arrayFilter(v -> v != '', tag_draws)),
+           CAST(map(), 'Map(String, String)')) AS tags,
         toUInt32(round({request_draw}) + 4 * prompt_tokens) AS request_size,
         toUInt32(if(ok, round({response_draw}) + 4 * output_tokens,
                     90 + {_hash(Salt.ERROR_BYTES)} % 160)) AS response_size,
