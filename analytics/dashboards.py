@@ -79,6 +79,35 @@ VIEWS: dict[str, DashboardView] = {
         "What was blocked in the last 24 hours, by IP, rule and reason.",
         {"limit": 10},
     ),
+    # One analytics request answers the LLM view: every number of it is a per-model
+    # metric over the same rows and hours, so a single GROUPING SETS query gives the
+    # hourly series per model and the 24-hour figures per model and overall. Finish
+    # reasons appear as the two rates that call for action (length cut-offs, content
+    # filtering) rather than a second request grouped by finish_reason.
+    "llm": DashboardView(
+        "analytics",
+        "last_24h",
+        "LLM serving over the last 24 hours, hourly, by model (top 10 + other): p95 time "
+        "to first token, output tokens/s, fallback and cache-hit rates, truncation and "
+        "content-filter rates.",
+        {
+            "time_bucket": "1h",
+            "metrics": [
+                "total_requests",
+                "p95_ttft",
+                "output_tokens_per_second",
+                "fallback_rate",
+                "rescued_requests",
+                "cache_hit_rate",
+                "truncation_rate",
+                "content_filter_rate",
+            ],
+            "group_by": ["model_name"],
+            "top_n": 10,
+            "order_by": "total_requests",
+            "include_other": True,
+        },
+    ),
 }
 
 

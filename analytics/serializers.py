@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from analytics.fields import (
@@ -41,7 +42,12 @@ from analytics.query.registry import (
     DIMENSIONS,
     MAX_FILTER_DEPTH,
     METRICS,
-    OPERATORS,
+    TAG_DIMENSION_FORM,
+    TAG_KEY_PATTERN,
+    TAG_PREFIX,
+)
+from analytics.query.registry import (
+    dimension as registry_dimension,
 )
 
 _BOOLEAN_OPS = ("and", "or", "not")
@@ -54,15 +60,56 @@ class MetricField(StrictChoiceField):
         self.error_messages.update(choice_error("metric"))
 
 
+def tag_key_error(name: str) -> str | None:
+    """Why a ``tag:<key>`` name is refused, or None when it is not one or is valid."""
+    if not name.startswith(TAG_PREFIX):
+        return None
+    try:
+        registry_dimension(name)
+    except KeyError:
+        return (
+            f"{json_text(name, 80)} is not a valid tag dimension: the key after 'tag:' must "
+            f"match {TAG_KEY_PATTERN} (a letter or _, then up to 63 letters, digits, _ . -)."
+        )
+    return None
+
+
+def dimension_names_allowed() -> str:
+    return ", ".join([*DIMENSIONS, TAG_DIMENSION_FORM])
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "anyOf": [
+            {"enum": list(DIMENSIONS)},
+            {"pattern": "^tag:" + TAG_KEY_PATTERN.removeprefix("^")},
+        ],
+        "description": "A registry dimension, or tag:<key> for a caller-supplied tag.",
+    }
+)
 class DimensionField(StrictChoiceField):
+    """A registry dimension name or ``tag:<key>`` (any tag key matching the pattern)."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=list(DIMENSIONS), **kwargs)
         self.error_messages.update(choice_error("dimension"))
 
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str) and data.startswith(TAG_PREFIX):
+            problem = tag_key_error(data)
+            if problem:
+                raise serializers.ValidationError(problem)
+            return data
+        if isinstance(data, str) and data in self.choice_strings_to_values:
+            return data
+        self.fail("invalid_choice", input=json_text(data, 60), allowed=dimension_names_allowed())
+        return None  # unreachable: fail() raises
+
 
 def _scalar(dimension: str, value: Any, path: str) -> Any:
     """Check one filter value against its dimension's type; returns the bound value."""
-    spec = DIMENSIONS[dimension]
+    spec = registry_dimension(dimension)
     if spec.type == "uuid":
         try:
             return str(uuid.UUID(value)) if isinstance(value, str) else _bad(path, value, "a UUID")
@@ -96,18 +143,23 @@ def _bad(path: str, value: Any, expected: str = "a valid value") -> Any:
 
 
 def _leaf(dimension: str, spec: Any, path: str) -> FilterLeaf:
-    if dimension not in DIMENSIONS:
+    problem = tag_key_error(dimension)
+    if problem:
+        raise serializers.ValidationError({path: [problem]})
+    try:
+        registry_dimension(dimension)
+    except KeyError:
         message = unknown_names_error([dimension], DIMENSIONS, "filter key")
         raise serializers.ValidationError(
             {
                 path: [
-                    f"{text.rstrip('.')} (and the operators and, or, not)."
+                    f"{text.rstrip('.')}, {TAG_DIMENSION_FORM} (and the operators and, or, not)."
                     for text in message.popitem()[1]
                 ]
             }
-        )
-    kind = DIMENSIONS[dimension].type
-    allowed = OPERATORS[kind]
+        ) from None
+    entry = registry_dimension(dimension)
+    kind, allowed = entry.type, entry.operators
     if isinstance(spec, dict):
         unknown = unknown_names_error(set(spec) - {"op", "value"}, ("op", "value"), "key")
         if unknown:

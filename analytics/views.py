@@ -23,6 +23,9 @@ from analytics.query.registry import (
     MAX_FILTER_DEPTH,
     METRICS,
     OPERATORS,
+    TAG_DIMENSION_FORM,
+    TAG_KEY_PATTERN,
+    tag_dimension,
 )
 from analytics.serializers import AnalyticsRequestSerializer
 from budmetrics_site.filters import reject_unknown_params
@@ -92,10 +95,24 @@ def analytics_schema() -> dict[str, Any]:
                 "name": d.name,
                 "type": d.type,
                 "description": d.description,
-                "operators": list(OPERATORS[d.type]),
+                "operators": list(d.operators),
                 **({"values": list(d.values)} if d.values else {}),
             }
             for d in DIMENSIONS.values()
+        ],
+        # Dimensions named by the caller: any tag key, in group_by and filters alike.
+        "dynamic_dimensions": [
+            {
+                "form": TAG_DIMENSION_FORM,
+                "key_pattern": TAG_KEY_PATTERN,
+                "type": tag.type,
+                "description": "The value of a caller-supplied tag (the `tags` map), e.g. "
+                "tag:team; null when a request has no such tag. The key is bound as a "
+                "parameter; a key no request has groups everything under null.",
+                "operators": list(tag.operators),
+                "example": "tag:team",
+            }
+            for tag in (tag_dimension("team"),)
         ],
         "operators": {kind: list(ops) for kind, ops in OPERATORS.items()},
         "time_buckets": [*BUCKETS, "auto"],

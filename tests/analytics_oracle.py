@@ -47,11 +47,54 @@ LEVELS = {
     "p95_response_time": 0.95,
     "p99_response_time": 0.99,
 }
+TTFT_LEVELS = {"p50_ttft": 0.5, "p95_ttft": 0.95, "p99_ttft": 0.99}
+
+ROUTING = ["primary"] * 6 + ["fallback", "fallback", "cached", "retry", ""]
+FINISH = ["stop"] * 6 + ["length", "length", "tool_call", "content_filter", "error", "unknown", ""]
+MODEL_VERSIONS = ["2024-08-06", "v3.1", ""]
+# Tag values include what would break SQL if it were spliced in: quotes, brackets, braces
+# (placeholder syntax), backslashes, NUL-free unicode.
+HOSTILE_TAG_VALUE = "x'] = '' OR 1=1; DROP TABLE gateway_analytics; -- {f1:String} \\ ü"
+TAG_VALUES = {
+    "env": ["prod"] * 5 + ["staging", "dev"],
+    "team": ["search", "search", "ads", HOSTILE_TAG_VALUE, "ünïcode 路径"],
+    "feature": ["chat", "summarize", "100%_off", ""],
+    "cost.center-id": ["cc-1", "cc-2"],
+}
+
+
+def llm_fields(rnd: random.Random, response_time_ms: int) -> dict[str, Any]:
+    """The LLM columns of one row: about a quarter of rows record none of them (written
+    before the columns existed, or by a gateway that does not send them), the rest a mix
+    that includes every "absent" case the metrics must leave out: streamed without a
+    first token, a first token on a non-streamed row, a first token after the end."""
+    if rnd.random() < 0.25:
+        return {}
+    streaming = rnd.random() < 0.6
+    ttft = 0
+    if streaming and rnd.random() < 0.9:
+        ttft = rnd.randint(1, max(1, int(response_time_ms * 1.2)))
+    elif not streaming and rnd.random() < 0.1:
+        ttft = rnd.randint(1, 500)  # recorded on a non-streamed row: never a TTFT
+    tags = {key: rnd.choice(values) for key, values in TAG_VALUES.items() if rnd.random() < 0.6}
+    return {
+        "is_streaming": streaming,
+        "ttft_ms": ttft,
+        "routing_decision": rnd.choice(ROUTING),
+        "attempts": rnd.randint(0, 3),
+        "finish_reason": rnd.choice(FINISH),
+        "cached_input_tokens": rnd.choice([0, 0, rnd.randint(1, 1500)]),
+        "model_version": rnd.choice(MODEL_VERSIONS),
+        "tags": tags,
+    }
 
 
 def dataset(start: datetime, hours: int, count: int, seed: int = 7) -> list[dict[str, Any]]:
     """Deterministic varied rows over [start, start + hours)."""
     rnd = random.Random(seed)
+    # The LLM columns draw from their own generator, so every other field is what it was
+    # before they existed (tests written against those rows keep their meaning).
+    llm_rnd = random.Random(seed * 1000 + 14)
     rows = []
     span = hours * 3600 * 1000
     for _ in range(count):
@@ -64,6 +107,7 @@ def dataset(start: datetime, hours: int, count: int, seed: int = 7) -> list[dict
         status = 403 if blocked else rnd.choice(STATUSES)
         input_tokens = rnd.randint(0, 2000)
         output_tokens = rnd.randint(0, 1000)
+        response_time_ms = int(rnd.lognormvariate(5, 1))
         rows.append(
             make_row(
                 timestamp=start + timedelta(milliseconds=rnd.randrange(span)),
@@ -84,7 +128,7 @@ def dataset(start: datetime, hours: int, count: int, seed: int = 7) -> list[dict
                 method=method,
                 path=path,
                 status_code=status,
-                response_time_ms=int(rnd.lognormvariate(5, 1)),
+                response_time_ms=response_time_ms,
                 gateway_processing_ms=rnd.randint(0, 50),
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
@@ -93,6 +137,7 @@ def dataset(start: datetime, hours: int, count: int, seed: int = 7) -> list[dict
                 is_blocked=blocked,
                 block_reason=rnd.choice(BLOCK_REASONS) if blocked else "",
                 error_type="upstream" if status >= 500 else ("client" if status >= 400 else ""),
+                **llm_fields(llm_rnd, response_time_ms),
             )
         )
     return rows
@@ -102,6 +147,8 @@ def dimension_value(row: dict[str, Any], name: str) -> Any:
     """A row's dimension value as the API renders it (empty → None)."""
     if name == "status_class":
         return f"{row['status_code'] // 100}xx"
+    if name.startswith("tag:"):
+        return row["tags"].get(name[4:], "") or None
     value = row[name]
     if isinstance(value, uuid.UUID):
         return None if value == ZERO_UUID else str(value)
@@ -149,6 +196,44 @@ def metric(rows: list[dict[str, Any]], name: str, seconds: float = 1.0) -> Any:
         return sum(r["is_bot"] for r in rows)
     if name == "requests_per_second":
         return n / seconds
+    return llm_metric(rows, name)
+
+
+def has_ttft(row: dict[str, Any]) -> bool:
+    return bool(row["is_streaming"]) and row["ttft_ms"] > 0
+
+
+def _share(rows: list[dict[str, Any]], field: str, value: str) -> float | None:
+    recorded = [r for r in rows if r[field] != ""]
+    return sum(r[field] == value for r in recorded) / len(recorded) if recorded else None
+
+
+def llm_metric(rows: list[dict[str, Any]], name: str) -> Any:
+    """The issue-14 metrics, from their definitions: absent fields are left out."""
+    ttfts = sorted(r["ttft_ms"] for r in rows if has_ttft(r))
+    if name == "avg_ttft":
+        return sum(ttfts) / len(ttfts) if ttfts else None
+    if name in TTFT_LEVELS:
+        return ttfts[int(TTFT_LEVELS[name] * len(ttfts))] if ttfts else None
+    if name == "output_tokens_per_second":
+        generating = [r for r in rows if has_ttft(r) and r["response_time_ms"] > r["ttft_ms"]]
+        ms = sum(r["response_time_ms"] - r["ttft_ms"] for r in generating)
+        return sum(r["output_tokens"] for r in generating) / (ms / 1000) if ms else None
+    if name == "fallback_rate":
+        return _share(rows, "routing_decision", "fallback")
+    if name == "rescued_requests":
+        return sum(r["routing_decision"] == "fallback" and r["status_code"] < 400 for r in rows)
+    if name == "cache_hit_rate":
+        return _share(rows, "routing_decision", "cached")
+    if name == "cached_input_tokens":
+        return sum(r["cached_input_tokens"] for r in rows)
+    if name == "truncation_rate":
+        return _share(rows, "finish_reason", "length")
+    if name == "content_filter_rate":
+        return _share(rows, "finish_reason", "content_filter")
+    if name == "cost_per_1k_tokens":
+        tokens = sum(r["total_tokens"] for r in rows)
+        return sum(r["cost"] for r in rows) / tokens * 1000 if tokens else None
     raise KeyError(name)
 
 

@@ -73,6 +73,22 @@ def printed(tree) -> PrintedQuery:
         (FilterLeaf("region", "is_empty", False), "region != {f1:String}", {"f1": ""}),
         (FilterLeaf("is_bot", "ne", True), "is_bot != {f1:Bool}", {"f1": True}),
         (
+            FilterLeaf("tag:cost.center-id", "starts_with", "cc'"),
+            "startsWith(tags[{tag_636f73742e63656e7465722d6964:String}], {f1:String})",
+            {"tag_636f73742e63656e7465722d6964": "cost.center-id", "f1": "cc'"},
+        ),
+        (
+            FilterLeaf("tag:env", "is_empty", True),
+            "tags[{tag_656e76:String}] = {f1:String}",
+            {"tag_656e76": "env", "f1": ""},
+        ),
+        (
+            FilterLeaf("routing_decision", "in", ("fallback", "cached")),
+            "routing_decision IN {f1:Array(String)}",
+            {"f1": ["fallback", "cached"]},
+        ),
+        (FilterLeaf("is_streaming", "eq", True), "is_streaming = {f1:Bool}", {"f1": True}),
+        (
             FilterLeaf("status_class", "eq", "5xx"),
             "concat(toString(intDiv(status_code, 100)), 'xx') = {f1:String}",
             {"f1": "5xx"},

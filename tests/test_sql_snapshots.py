@@ -82,6 +82,24 @@ CASES: dict[str, Any] = {
         analytics_query(group_by=("model_name", "method")), [("gpt-4o", "POST")]
     ),
     "analytics_main_ungrouped": lambda: main_select(analytics_query(group_by=(), top_n=None)),
+    "analytics_main_llm_tags": lambda: main_select(
+        analytics_query(
+            metrics=("p95_ttft", "output_tokens_per_second", "fallback_rate", "cost_per_1k_tokens"),
+            group_by=("tag:team", "routing_decision"),
+            filters=FilterNode(
+                "and",
+                (
+                    FilterLeaf("tag:team", "ne", "x'] OR 1=1 --"),
+                    FilterLeaf("tag:cost.center-id", "is_empty", False),
+                    FilterLeaf("finish_reason", "is_empty", False),
+                ),
+            ),
+        ),
+        [("search", "fallback")],
+    ),
+    "analytics_ranking_by_tag": lambda: ranking_select(
+        analytics_query(group_by=("tag:team",), order_by="cache_hit_rate")
+    ),
     "analytics_previous_period": lambda: summary_select(
         analytics_query(), datetime(2024, 3, 28, tzinfo=UTC), START
     ),

@@ -16,7 +16,7 @@ from typing import Any
 
 from analytics.query.buckets import bucket_sql, fill_step_seconds
 from analytics.query.planner import Plan
-from analytics.query.registry import DIMENSIONS, PARAM_TYPES
+from analytics.query.registry import PARAM_TYPES, dimension
 from analytics.query.tree import (
     BucketList,
     Condition,
@@ -67,12 +67,13 @@ class Binder:
 
 
 def _leaf_sql(leaf: FilterLeaf, binder: Binder) -> str:
-    dimension = DIMENSIONS[leaf.dimension]
-    column = dimension.sql
-    ch_type = PARAM_TYPES[dimension.type]
+    spec = dimension(leaf.dimension)
+    binder.add(spec.bound)  # a tag key: bound under a name of its own
+    column = spec.sql
+    ch_type = PARAM_TYPES[spec.type]
     op, value = leaf.op, leaf.value
     if op == "is_empty":
-        empty = binder.bind(dimension.empty, ch_type)
+        empty = binder.bind(spec.empty, ch_type)
         return f"{column} = {empty}" if value else f"{column} != {empty}"
     if op in ("in", "not_in"):
         placeholder = binder.bind(list(value), f"Array({ch_type})")

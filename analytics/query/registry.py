@@ -8,8 +8,11 @@ names a column or function directly: it names a registry entry.
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # The one table every data query reads (a Distributed table of that name in cluster mode).
 TABLE = "gateway_analytics"
@@ -24,14 +27,12 @@ class Metric:
     type: str  # "integer" | "float"
     unit: str
     description: str
+    # Counts and sums are 0 over no rows (an empty bucket shows 0); averages, rates, ratios
+    # and percentiles are null there. Said per metric, never guessed from the SQL text.
+    additive: bool = False
     # Derived metrics are computed in Python from other columns of the same row
     # (requests_per_second needs the bucket's width, which SQL does not know).
     derived_from: str | None = None
-
-    @property
-    def additive(self) -> bool:
-        """Counts and sums are 0 over no rows; averages, rates and percentiles are null."""
-        return self.sql.startswith(("count", "sum", "uniq")) and "/" not in self.sql
 
 
 @dataclass(frozen=True)
@@ -42,20 +43,64 @@ class Dimension:
     description: str
     empty: str | None = None  # the stored value meaning "unknown", rendered as null
     values: tuple[str, ...] = ()  # allowed values for enum dimensions
+    # Bound parameters ``sql`` names (a tag key): code-named, one name per value.
+    params: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def operators(self) -> tuple[str, ...]:
+        """Filter operators: the type's, plus ``is_empty`` for an enum that can be unset."""
+        ops = OPERATORS[self.type]
+        if self.empty is not None and "is_empty" not in ops:
+            ops = (*ops, "is_empty")
+        return ops
+
+    @property
+    def bound(self) -> Mapping[str, Any]:
+        return dict(self.params)
+
+
+ROUTING_DECISIONS = ("primary", "fallback", "cached", "retry")
+FINISH_REASONS = ("stop", "length", "tool_call", "content_filter", "error", "unknown")
 
 
 def _rate(numerator: str) -> str:
     return f"if(count() = 0, NULL, ({numerator}) / count())"
 
 
+def _share(condition: str, recorded: str) -> str:
+    """Rows matching ``condition`` among rows where the field was recorded (absent rows are
+    left out, not counted as "no"); NULL when no row recorded it."""
+    return f"if(countIf({recorded}) = 0, NULL, countIf({condition}) / countIf({recorded}))"
+
+
+# A row has a time to first token only when it was streamed and the gateway measured one.
+HAS_TTFT = "is_streaming AND ttft_ms > 0"
+# ...and a generation time after it only when the response ended after the first token.
+HAS_GENERATION = f"{HAS_TTFT} AND response_time_ms > ttft_ms"
+
+
+def _ttft_percentile(level: str, name: str, what: str) -> Metric:
+    return Metric(
+        name,
+        f"quantileExactOrNullIf({level})(ttft_ms, {HAS_TTFT})",
+        "integer",
+        "ms",
+        f"{what} time to first token over streamed requests that recorded one: the value at "
+        f"index floor({level}·n) of their sorted times; null when there are none.",
+    )
+
+
 _METRICS = (
-    Metric("total_requests", "count()", "integer", "requests", "Number of requests."),
+    Metric(
+        "total_requests", "count()", "integer", "requests", "Number of requests.", additive=True
+    ),
     Metric(
         "error_count",
         "countIf(status_code >= 400)",
         "integer",
         "requests",
         "Requests answered with HTTP status 400 or above.",
+        additive=True,
     ),
     Metric(
         "error_rate",
@@ -77,6 +122,7 @@ _METRICS = (
         "integer",
         "requests",
         "Requests blocked by the gateway's blocking rules.",
+        additive=True,
     ),
     Metric(
         "block_rate",
@@ -147,10 +193,23 @@ _METRICS = (
         "integer",
         "tokens",
         "Input plus output tokens.",
+        additive=True,
     ),
-    Metric("input_tokens", "sum(toUInt64(input_tokens))", "integer", "tokens", "Prompt tokens."),
     Metric(
-        "output_tokens", "sum(toUInt64(output_tokens))", "integer", "tokens", "Completion tokens."
+        "input_tokens",
+        "sum(toUInt64(input_tokens))",
+        "integer",
+        "tokens",
+        "Prompt tokens.",
+        additive=True,
+    ),
+    Metric(
+        "output_tokens",
+        "sum(toUInt64(output_tokens))",
+        "integer",
+        "tokens",
+        "Completion tokens.",
+        additive=True,
     ),
     Metric(
         "avg_tokens_per_request",
@@ -159,13 +218,14 @@ _METRICS = (
         "tokens",
         "Mean total_tokens per request.",
     ),
-    Metric("total_cost", "sum(cost)", "float", "USD", "Sum of request cost."),
+    Metric("total_cost", "sum(cost)", "float", "USD", "Sum of request cost.", additive=True),
     Metric(
         "unique_users",
         "uniqExactIf(client_id, client_id != '')",
         "integer",
         "clients",
         "Distinct non-empty client_id values (API keys).",
+        additive=True,
     ),
     Metric(
         "unique_ips",
@@ -173,6 +233,7 @@ _METRICS = (
         "integer",
         "addresses",
         "Distinct non-empty client IP addresses.",
+        additive=True,
     ),
     Metric(
         "bot_requests",
@@ -180,6 +241,7 @@ _METRICS = (
         "integer",
         "requests",
         "Requests whose user agent is a known bot.",
+        additive=True,
     ),
     Metric(
         "requests_per_second",
@@ -188,6 +250,82 @@ _METRICS = (
         "requests/s",
         "total_requests divided by the bucket's width in seconds (in summary: by the whole range).",
         derived_from="total_requests",
+    ),
+    # --- LLM gateway: streaming, routing, caching, finish reasons (issue 14) -------------
+    # Fields a row did not record read their "absent" default ('' / 0 / false) and are left
+    # out of every mean, rate and percentile below, never counted as zero.
+    Metric(
+        "avg_ttft",
+        f"avgOrNullIf(ttft_ms, {HAS_TTFT})",
+        "float",
+        "ms",
+        "Mean time to first token over streamed requests that recorded one; null when none.",
+    ),
+    _ttft_percentile("0.5", "p50_ttft", "Exact median"),
+    _ttft_percentile("0.95", "p95_ttft", "Exact 95th percentile"),
+    _ttft_percentile("0.99", "p99_ttft", "Exact 99th percentile"),
+    Metric(
+        "output_tokens_per_second",
+        f"if(sumIf(toInt64(response_time_ms) - toInt64(ttft_ms), {HAS_GENERATION}) = 0, NULL,"
+        f" sumIf(toUInt64(output_tokens), {HAS_GENERATION})"
+        f" / (sumIf(toInt64(response_time_ms) - toInt64(ttft_ms), {HAS_GENERATION}) / 1000))",
+        "float",
+        "tokens/s",
+        "Output tokens / generation seconds after the first token, summed over streamed "
+        "requests with a first token before the end (a ratio of sums, never a mean of "
+        "per-request rates); null when there is no such time.",
+    ),
+    Metric(
+        "fallback_rate",
+        _share("routing_decision = 'fallback'", "routing_decision != ''"),
+        "float",
+        "fraction",
+        "Requests routed to a fallback provider / requests with a recorded routing_decision, 0..1.",
+    ),
+    Metric(
+        "rescued_requests",
+        "countIf(routing_decision = 'fallback' AND status_code < 400)",
+        "integer",
+        "requests",
+        "Requests that fell back to another provider and still succeeded (status below 400).",
+        additive=True,
+    ),
+    Metric(
+        "cache_hit_rate",
+        _share("routing_decision = 'cached'", "routing_decision != ''"),
+        "float",
+        "fraction",
+        "Requests answered from the gateway's cache / requests with a recorded "
+        "routing_decision, 0..1.",
+    ),
+    Metric(
+        "cached_input_tokens",
+        "sum(toUInt64(cached_input_tokens))",
+        "integer",
+        "tokens",
+        "Prompt tokens read from the provider's prompt cache.",
+        additive=True,
+    ),
+    Metric(
+        "truncation_rate",
+        _share("finish_reason = 'length'", "finish_reason != ''"),
+        "float",
+        "fraction",
+        "Responses cut off by the length limit / responses with a recorded finish_reason, 0..1.",
+    ),
+    Metric(
+        "content_filter_rate",
+        _share("finish_reason = 'content_filter'", "finish_reason != ''"),
+        "float",
+        "fraction",
+        "Responses stopped by a content filter / responses with a recorded finish_reason, 0..1.",
+    ),
+    Metric(
+        "cost_per_1k_tokens",
+        "if(sum(toUInt64(total_tokens)) = 0, NULL, sum(cost) / sum(toUInt64(total_tokens)) * 1000)",
+        "float",
+        "USD",
+        "total_cost / total_tokens * 1000 (a ratio of sums); null when there are no tokens.",
     ),
 )
 
@@ -221,10 +359,70 @@ _DIMENSIONS = (
     Dimension("is_bot", "is_bot", "boolean", "Whether the caller is a known bot."),
     Dimension("block_reason", "block_reason", "string", "Why a request was blocked.", ""),
     Dimension("error_type", "error_type", "string", "Error class reported by the gateway.", ""),
+    Dimension(
+        "routing_decision",
+        "routing_decision",
+        "enum",
+        "How the gateway routed the request: primary, fallback (another provider after a "
+        "failure), cached (answered from the gateway's cache) or retry; null when not recorded.",
+        "",
+        values=ROUTING_DECISIONS,
+    ),
+    Dimension(
+        "finish_reason",
+        "finish_reason",
+        "enum",
+        "Why the model stopped: stop, length, tool_call, content_filter, error or unknown; "
+        "null when not recorded.",
+        "",
+        values=FINISH_REASONS,
+    ),
+    Dimension("model_version", "model_version", "string", "Provider's model version.", ""),
+    Dimension("is_streaming", "is_streaming", "boolean", "Whether the response was streamed."),
 )
 
 DIMENSIONS: dict[str, Dimension] = {d.name: d for d in _DIMENSIONS}
 DIMENSION_CHOICES = [d.name for d in _DIMENSIONS]
+
+# `tag:<key>` names a caller-supplied label of the `tags` map as a string dimension. The
+# key is checked against this pattern and still bound as a parameter, never spliced in.
+TAG_PREFIX = "tag:"
+TAG_KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+TAG_DIMENSION_FORM = "tag:<key>"
+
+
+def tag_key_valid(key: str) -> bool:
+    return _TAG_KEY.fullmatch(key) is not None
+
+
+def tag_dimension(key: str) -> Dimension:
+    """The dimension of one tag key: ``tags[{tag_<hex of key>:String}]``. The parameter
+    name is a function of the key alone, so one key used in group_by and in filters binds
+    once and two keys never share a name; a key no row has reads '' (null)."""
+    if not tag_key_valid(key):
+        raise KeyError(f"{TAG_PREFIX}{key}")
+    param = f"tag_{key.encode().hex()}"
+    return Dimension(
+        name=f"{TAG_PREFIX}{key}",
+        sql=f"tags[{{{param}:String}}]",
+        type="string",
+        description=f"Value of the caller-supplied tag {key!r}; null when a request has none.",
+        empty="",
+        params=((param, key),),
+    )
+
+
+def dimension(name: str) -> Dimension:
+    """The one registry lookup for a dimension name, static (``model_name``) or dynamic
+    (``tag:team``); validation, printer and shaper all use it. KeyError when unknown."""
+    found = DIMENSIONS.get(name)
+    if found is not None:
+        return found
+    if isinstance(name, str) and name.startswith(TAG_PREFIX):
+        return tag_dimension(name[len(TAG_PREFIX) :])
+    raise KeyError(name)
+
 
 # Filter operators allowed per dimension type ("eq" is the plain value form).
 OPERATORS: dict[str, tuple[str, ...]] = {

@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from analytics.query.buckets import bucket_sql
-from analytics.query.registry import DIMENSIONS, METRICS
+from analytics.query.registry import METRICS, dimension
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.shaper import OTHER_GROUP, AnalyticsResult, SeriesRows, shape_series
@@ -95,7 +95,15 @@ def sql_metrics(names: Iterable[str]) -> list[str]:
 
 
 def _group_exprs(query: AnalyticsQuery) -> list[str]:
-    return [f"toString({DIMENSIONS[d].sql})" for d in query.group_by]
+    return [f"toString({dimension(d).sql})" for d in query.group_by]
+
+
+def _group_params(query: AnalyticsQuery) -> dict[str, Any]:
+    """Parameters the group_by expressions name (tag keys)."""
+    params: dict[str, Any] = {}
+    for name in query.group_by:
+        params.update(dimension(name).bound)
+    return params
 
 
 def ranking_select(query: AnalyticsQuery) -> Select:
@@ -113,12 +121,13 @@ def ranking_select(query: AnalyticsQuery) -> Select:
         group_by=keys,
         order_by=("rank_value DESC NULLS LAST", *keys),
         limit=int(query.top_n or 0) + 1,
+        params=MappingProxyType(_group_params(query)),
     )
 
 
 def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None = None) -> Select:
     """Series, per-group totals and summary in one pass with GROUPING SETS."""
-    params: dict[str, Any] = {"tz": query.timezone}
+    params: dict[str, Any] = {"tz": query.timezone, **_group_params(query)}
     single = len(query.group_by) == 1
     group_columns = []
     for i, expr in enumerate(_group_exprs(query)):

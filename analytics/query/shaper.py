@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from analytics.query.buckets import bucket_widths, finest_fitting_bucket, format_time
-from analytics.query.registry import BUCKETS, DIMENSIONS, METRICS
+from analytics.query.registry import BUCKETS, METRICS, dimension
 from budmetrics_site.exceptions import ResultTooLargeError
 
 if TYPE_CHECKING:
@@ -72,14 +72,14 @@ def empty_metrics(names: Iterable[str]) -> dict[str, Any]:
 def group_values(group_by: tuple[str, ...], raw: tuple[str, ...]) -> dict[str, Any]:
     groups: dict[str, Any] = {}
     for name, value in zip(group_by, raw, strict=True):
-        dimension = DIMENSIONS[name]
+        spec = dimension(name)
         if value == OTHER_GROUP:
             groups[name] = "other"
-        elif dimension.empty is not None and value == dimension.empty:
+        elif spec.empty is not None and value == spec.empty:
             groups[name] = None
-        elif dimension.type == "integer":
+        elif spec.type == "integer":
             groups[name] = int(value)
-        elif dimension.type == "boolean":
+        elif spec.type == "boolean":
             groups[name] = value in ("true", "1")
         else:
             groups[name] = value

@@ -13,7 +13,7 @@ from typing import Any
 
 from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
-from analytics.query.registry import METRICS
+from analytics.query.registry import HAS_TTFT, METRICS
 from analytics.query.runner import execute
 from analytics.query.tree import Condition, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
@@ -78,6 +78,7 @@ def top_routes_select(
             (METRICS["error_count"].sql, "errors"),
             ("sum(toUInt64(response_time_ms))", "response_time_sum"),
             ("quantilesExactState(0.95, 0.99)(response_time_ms)", "response_times"),
+            (f"quantileExactOrNullIfState(0.95)(ttft_ms, {HAS_TTFT})", "ttft_times"),
             (METRICS["total_tokens"].sql, "tokens"),
         ),
         source=window.rows(*conditions),
@@ -97,6 +98,8 @@ def top_routes_select(
             ("quantilesExactMerge(0.95, 0.99)(response_times)", "percentiles"),
             ("percentiles[1]", "p95_response_time"),
             ("percentiles[2]", "p99_response_time"),
+            # Streamed requests with a first token only; NULL for a route with none.
+            ("quantileExactOrNullIfMerge(0.95)(ttft_times)", "p95_ttft"),
             ("sum(tokens)", "total_tokens"),
             ("sum(request_count) OVER ()", "all_requests"),
             ("count() OVER ()", "all_routes"),
@@ -122,6 +125,7 @@ def top_routes(window: Window, **options: Any) -> dict[str, Any]:
             "avg_response_time": row["avg_response_time"],
             "p95_response_time": row["p95_response_time"],
             "p99_response_time": row["p99_response_time"],
+            "p95_ttft": None if row["p95_ttft"] is None else int(row["p95_ttft"]),
             "total_tokens": int(row["total_tokens"]),
             "percent": int(row["request_count"]) / total_requests if total_requests else 0.0,
         }
@@ -240,6 +244,8 @@ def client_analytics_select(
             ("sum(toUInt64(response_time_ms))", "response_time_sum"),
             (METRICS["total_tokens"].sql, "tokens"),
             (METRICS["total_cost"].sql, "cost_sum"),
+            ("countIf(routing_decision = 'cached')", "cached"),
+            ("countIf(routing_decision != '')", "routed"),
             ("max(timestamp)", "last_seen"),
         ),
         source=rows,
@@ -258,6 +264,17 @@ def client_analytics_select(
             ),
             (f"sumIf(tokens, value_level = {by_ip})", "total_tokens"),
             (f"sumIf(cost_sum, value_level = {by_ip})", "total_cost"),
+            # The registry's definitions, per client: cached / recorded routing decisions,
+            # cost over tokens (ratios of sums, NULL when nothing was recorded).
+            (
+                f"if(sumIf(routed, value_level = {by_ip}) = 0, NULL,"
+                f" sumIf(cached, value_level = {by_ip}) / sumIf(routed, value_level = {by_ip}))",
+                "cache_hit_rate",
+            ),
+            (
+                "if(total_tokens = 0, NULL, total_cost / total_tokens * 1000)",
+                "cost_per_1k_tokens",
+            ),
             ("max(last_seen)", "last_activity"),
             (_most_frequent("user_agent"), "top_user_agent"),
             (_most_frequent("device_type"), "top_device_type"),
@@ -300,6 +317,8 @@ def _client_row(row: dict[str, Any]) -> dict[str, Any]:
         "avg_response_time": row["avg_response_time"],
         "total_tokens": int(row["total_tokens"]),
         "total_cost": float(row["total_cost"]),
+        "cache_hit_rate": row["cache_hit_rate"],
+        "cost_per_1k_tokens": row["cost_per_1k_tokens"],
         "last_activity": row["last_activity"],
         "user_agent": agent,
         "device_type": row["top_device_type"] or parsed.device_type,

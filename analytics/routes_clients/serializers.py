@@ -135,6 +135,11 @@ class RouteSerializer(serializers.Serializer):
     avg_response_time = serializers.FloatField(help_text="ms")
     p95_response_time = serializers.IntegerField(help_text="ms, exact")
     p99_response_time = serializers.IntegerField(help_text="ms, exact")
+    p95_ttft = serializers.IntegerField(
+        allow_null=True,
+        help_text="ms, exact 95th percentile time to first token over the route's streamed "
+        "requests that recorded one; null when none did.",
+    )
     total_tokens = serializers.IntegerField()
     percent = serializers.FloatField(help_text="Share of all matching requests, 0..1.")
 
@@ -165,6 +170,15 @@ class ClientSerializer(serializers.Serializer):
     avg_response_time = serializers.FloatField(help_text="ms")
     total_tokens = serializers.IntegerField()
     total_cost = serializers.FloatField(help_text="USD")
+    cache_hit_rate = serializers.FloatField(
+        allow_null=True,
+        help_text="Requests answered from the gateway's cache / requests with a recorded "
+        "routing decision, 0..1; null when none recorded one.",
+    )
+    cost_per_1k_tokens = serializers.FloatField(
+        allow_null=True,
+        help_text="USD per 1000 tokens: total_cost / total_tokens * 1000; null without tokens.",
+    )
     last_activity = serializers.DateTimeField()
     user_agent = serializers.CharField(allow_null=True, help_text="Most frequent user agent.")
     device_type = serializers.CharField(allow_null=True)
