@@ -82,7 +82,7 @@ def dimension_names_allowed() -> str:
     {
         "type": "string",
         "anyOf": [
-            {"enum": list(DIMENSIONS)},
+            {"$ref": "#/components/schemas/AnalyticsDimensionEnum"},
             {"pattern": "^tag:" + TAG_KEY_PATTERN.removeprefix("^")},
         ],
         "description": "A registry dimension, or tag:<key> for a caller-supplied tag.",

@@ -345,3 +345,18 @@ def add_health_paths_and_tags(
     result.setdefault("paths", {}).update(HEALTH_PATHS)
     result["tags"] = [dict(tag) for tag in TAGS]
     return result
+
+
+def add_registry_enums(result: dict[str, Any], generator: Any, **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: the registry's dimension names as the named component
+    ``AnalyticsDimensionEnum``, which ``group_by`` items reference next to the ``tag:<key>``
+    form (a field schema given by hand gets no enum component from drf-spectacular)."""
+    from analytics.query.registry import DIMENSION_CHOICES
+
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["AnalyticsDimensionEnum"] = {
+        "type": "string",
+        "enum": list(DIMENSION_CHOICES),
+        "description": "A dimension of the analytics registry (GET /gateway/analytics/schema).",
+    }
+    return result

@@ -329,12 +329,12 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "budmetrics_site.openapi.add_health_paths_and_tags",
+        "budmetrics_site.openapi.add_registry_enums",
     ],
     # Enum names for the registry-fed choice sets (analytics.query.registry), so every endpoint's
     # metric and dimension lists share one named component.
     "ENUM_NAME_OVERRIDES": {
         "AnalyticsMetricEnum": "analytics.query.registry.METRIC_CHOICES",
-        "AnalyticsDimensionEnum": "analytics.query.registry.DIMENSION_CHOICES",
         "RouteOrderByEnum": "analytics.routes_clients.serializers.ROUTE_ORDER_BY",
         "ClientOrderByEnum": "analytics.routes_clients.serializers.CLIENT_ORDER_BY",
         "GeoOrderByEnum": "geo.serializers.GEO_ORDER_BY",

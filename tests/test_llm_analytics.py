@@ -564,8 +564,9 @@ def test_openapi_group_by_accepts_registry_names_and_the_tag_pattern(client):
     schemas = document["components"]["schemas"]
     request = schemas.get("AnalyticsRequestRequest") or schemas["AnalyticsRequest"]
     item = request["properties"]["group_by"]["items"]
-    enum, pattern = item["anyOf"]
-    assert "routing_decision" in enum["enum"]
+    named, pattern = item["anyOf"]
+    assert named == {"$ref": "#/components/schemas/AnalyticsDimensionEnum"}
+    assert "routing_decision" in schemas["AnalyticsDimensionEnum"]["enum"]
     assert re.fullmatch(pattern["pattern"].strip("^$"), "tag:cost.center-id")
     assert "p95_ttft" in schemas["AnalyticsMetricEnum"]["enum"]
 
