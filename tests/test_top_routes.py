@@ -408,3 +408,30 @@ def test_repeated_project_ids_parameters_are_combined(superuser_client, routes_d
     assert body["data"]["summary"]["total_requests"] == sum(
         e["request_count"] for e in expected_routes(routes_data, projects=(P1, P2)).values()
     )
+
+
+def test_the_routes_shaper_is_pure_and_shares_come_from_the_window_totals():
+    from analytics.routes_clients.queries import shape_top_routes
+
+    row = {
+        "route": "/v1/files/{id}",
+        "method": "GET",
+        "request_count": 3,
+        "error_count": 1,
+        "error_rate": 1 / 3,
+        "avg_response_time": 12.5,
+        "p95_response_time": 20,
+        "p99_response_time": 30,
+        "p95_ttft": None,
+        "total_tokens": 0,
+        "all_requests": 12,
+        "all_routes": 4,
+    }
+    data = shape_top_routes([row])
+    assert data["summary"] == {"total_routes": 4, "total_requests": 12}
+    assert data["routes"][0]["percent"] == 0.25
+    assert data["routes"][0]["p95_ttft"] is None
+    assert shape_top_routes([]) == {
+        "routes": [],
+        "summary": {"total_routes": 0, "total_requests": 0},
+    }

@@ -113,7 +113,13 @@ def top_routes_select(
 
 def top_routes(window: Window, **options: Any) -> dict[str, Any]:
     """Routes ranked by ``order_by`` with their share of all matching requests."""
-    rows = execute(top_routes_select(window, **options), max_rows=options["limit"]).dicts()
+    return shape_top_routes(
+        execute(top_routes_select(window, **options), max_rows=options["limit"]).dicts()
+    )
+
+
+def shape_top_routes(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rows of ``top_routes_select`` as the response's data (pure: no database)."""
     total_requests = int(rows[0]["all_requests"]) if rows else 0
     routes = [
         {
