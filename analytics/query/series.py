@@ -21,7 +21,13 @@ from analytics.query.buckets import bucket_sql
 from analytics.query.registry import METRICS, dimension
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
-from analytics.query.shaper import OTHER_GROUP, AnalyticsResult, SeriesRows, shape_series
+from analytics.query.shaper import (
+    FOLDED_OTHER,
+    FOLDED_VALUE,
+    AnalyticsResult,
+    SeriesRows,
+    shape_series,
+)
 from analytics.query.tree import BucketList, Filter, Rows, Select
 from budmetrics_site.exceptions import QueryTooLargeError, ResultTooLargeError
 
@@ -134,6 +140,7 @@ def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None 
         if top_groups is not None:
             # Everything outside the top groups folds into one `other` group, so the
             # summary still covers all rows; it is dropped later unless include_other.
+            # Real values carry a prefix, so no stored value can pass for `other`.
             # One dimension: a plain IN over strings is twice as fast as a tuple IN.
             if single:
                 member = f"{expr} IN {{top_groups:Array(String)}}"
@@ -143,7 +150,7 @@ def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None 
                     f"tuple({', '.join(_group_exprs(query))}) IN "
                     f"{{top_groups:Array(Tuple({tuple_type}))}}"
                 )
-            expr = f"if({member}, {expr}, '{OTHER_GROUP}')"
+            expr = f"if({member}, concat('{FOLDED_VALUE}', {expr}), '{FOLDED_OTHER}')"
         group_columns.append((expr, f"g{i}"))
     if top_groups is not None:
         params["top_groups"] = [g[0] for g in top_groups] if single else top_groups

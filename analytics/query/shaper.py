@@ -23,7 +23,13 @@ from budmetrics_site.exceptions import ResultTooLargeError
 if TYPE_CHECKING:
     from analytics.query.series import AnalyticsQuery
 
-OTHER_GROUP = "__other__"
+# With top_n, the main query folds every group outside the top N into one `other` group.
+# It returns real group values prefixed with FOLDED_VALUE and the other group as
+# FOLDED_OTHER, so no stored value (a path, a tag, anything) can pass for `other`; the
+# shaper turns them back into the value and OTHER (None: raw values are never None).
+FOLDED_VALUE = "="
+FOLDED_OTHER = "*"
+OTHER = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,7 @@ def group_values(group_by: tuple[str, ...], raw: tuple[str, ...]) -> dict[str, A
     groups: dict[str, Any] = {}
     for name, value in zip(group_by, raw, strict=True):
         spec = dimension(name)
-        if value == OTHER_GROUP:
+        if value is OTHER:
             groups[name] = "other"
         elif spec.empty is not None and value == spec.empty:
             groups[name] = None
@@ -90,7 +96,7 @@ def group_order(key: tuple[str, ...], top_groups: list[tuple[str, ...]] | None) 
     """Ranked groups in rank order with `other` last; otherwise by value."""
     if top_groups is None:
         return (0, key)
-    if OTHER_GROUP in key:
+    if OTHER in key:
         return (len(top_groups) + 1, key)
     return (top_groups.index(key) if key in top_groups else len(top_groups), key)
 
@@ -101,6 +107,19 @@ def change(current: Any, previous: Any) -> dict[str, Any]:
     absolute = current - previous
     percent = None if previous == 0 else absolute / previous * 100
     return {"absolute": absolute, "percent": percent}
+
+
+def _unfold(rows: list[dict[str, Any]], n_groups: int) -> list[dict[str, Any]]:
+    """Rows of a folded (top_n) query with their group values as stored, `other` as OTHER."""
+    names = [f"g{i}" for i in range(n_groups)]
+    unfolded = []
+    for row in rows:
+        row = dict(row)
+        for name in names:
+            value = row[name]
+            row[name] = OTHER if value == FOLDED_OTHER else value[len(FOLDED_VALUE) :]
+        unfolded.append(row)
+    return unfolded
 
 
 def _split(query: AnalyticsQuery, rows: list[dict[str, Any]]) -> tuple[list, list, Any]:
@@ -114,7 +133,7 @@ def _split(query: AnalyticsQuery, rows: list[dict[str, Any]]) -> tuple[list, lis
         if (
             not query.include_other
             and grouping_id != full_mask
-            and any(row[f"g{i}"] == OTHER_GROUP for i in range(n_groups))
+            and any(row[f"g{i}"] is OTHER for i in range(n_groups))
         ):
             continue
         if grouping_id == 0:
@@ -143,7 +162,8 @@ def shape_series(query: AnalyticsQuery, rows: SeriesRows) -> AnalyticsResult:
     """The answer's time series (gap-filled when asked), summary and meta."""
     n_groups = len(query.group_by)
     top_groups = rows.top_groups
-    series_rows, group_rows, summary_row = _split(query, rows.main)
+    main = rows.main if top_groups is None else _unfold(rows.main, n_groups)
+    series_rows, group_rows, summary_row = _split(query, main)
     group_keys = sorted(
         (tuple(r[f"g{i}"] for i in range(n_groups)) for r in group_rows),
         key=lambda key: group_order(key, top_groups),
