@@ -1,8 +1,8 @@
 """Response cache for the data endpoints (django-redis, or local memory in embedded mode).
 
-Key: endpoint + the normalised request (``analytics.canonical``, the form the audit records
-too: sorted lists, resolved bucket and timezone, absolute times) + the caller's effective
-project scope, hashed. Two callers with different
+Key: endpoint + the normalised request (the endpoint's cache params in the
+``analytics.canonical`` form: sorted keys, list order kept, resolved bucket and timezone,
+absolute times) + the caller's effective project scope, hashed. Two callers with different
 scopes can never share an entry. Ranges that reach "now" live ``CACHE_RECENT_TTL`` seconds
 so fresh traffic shows up; older ranges live ``CACHE_TTL``. A cache outage degrades to
 uncached answers with a warning, never an error.

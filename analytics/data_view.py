@@ -19,6 +19,7 @@ from analytics.access.audit import AuditedQueryMixin
 from analytics.cache import json_response
 from analytics.endpoints import NORMAL, Endpoint, answer_validated, validate
 from analytics.window import query_params_data
+from budmetrics_site.filters import reject_unknown_params
 
 
 class EndpointView(AuditedQueryMixin, APIView):
@@ -33,6 +34,8 @@ class EndpointView(AuditedQueryMixin, APIView):
         return self.endpoint.name
 
     def respond(self, request: Request, params: Mapping[str, Any]) -> HttpResponseBase:
+        if self.endpoint.method == "POST":
+            reject_unknown_params(request)  # a POST's input is its body: the URL carries none
         question = validate(self.endpoint, params)
         self.audit_params = question.audit_params
         result = answer_validated(

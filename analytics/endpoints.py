@@ -284,8 +284,13 @@ def analytics_selector(data: Data, scope: ProjectScope) -> Data:
 
 
 def analytics_cache_params(data: Data, scope: ProjectScope) -> Data:
-    """The echo (resolved bucket, zone, absolute times) plus the filter tree's text."""
-    return {**analytics_echo(data, scope), "filters": repr(data["filters"])}
+    """The echo (resolved bucket, zone, absolute times) plus the filter tree's text and the
+    warnings (``auto`` resolving to 1h answers with a warning that "1h" does not have)."""
+    return {
+        **analytics_echo(data, scope),
+        "filters": repr(data["filters"]),
+        "warnings": list(data["warnings"]),
+    }
 
 
 # --- traffic: top routes, clients, geography -----------------------------------------------

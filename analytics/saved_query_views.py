@@ -160,7 +160,8 @@ class SavedQueryViewSet(
 
     def get_object(self) -> SavedQuery:
         try:
-            saved = self.get_queryset().get(pk=self.kwargs["pk"])
+            # filter_queryset runs the strict query-parameter check of every generic view.
+            saved = self.filter_queryset(self.get_queryset()).get(pk=self.kwargs["pk"])
         except (SavedQuery.DoesNotExist, DjangoValidationError) as exc:
             raise NotFound("No saved query with this id is visible to you.") from exc
         if (

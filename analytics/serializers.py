@@ -352,7 +352,7 @@ def pop_project_filter(data: Any) -> Any:
     value = filters["project_id"]
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list):
-        return data
+    if not isinstance(value, list) or not value:
+        return data  # an empty list is no scope: the filter's own validation refuses it
     rest = {k: v for k, v in filters.items() if k != "project_id"}
     return {**data, "project_ids": value, "filters": rest or None}

@@ -14,7 +14,7 @@ from rest_framework.exceptions import APIException
 from analytics import dashboards
 from analytics.access.audit import audit_cleanup
 from analytics.saved_queries import SavedQuery, saved_queries_due, saved_query_refresh
-from budmetrics_site.errors import QueryTimeout, ServiceUnavailable
+from budmetrics_site.errors import QueryTimeout, ServiceUnavailable, to_api_exception
 
 logger = structlog.get_logger(__name__)
 
@@ -55,13 +55,14 @@ def refresh_saved_query(saved_query_id: str) -> str:
             return "missing"
         try:
             outcome = saved_query_refresh(saved)
-        except APIException as exc:
-            if exc.status_code >= 500:
+        except Exception as exc:
+            mapped = to_api_exception(exc)  # domain refusals (422, 400) have a status too
+            if not isinstance(mapped, APIException) or mapped.status_code >= 500:
                 raise
             logger.warning(
-                "saved_query_refresh_refused", saved_query=saved_query_id, status=exc.status_code
+                "saved_query_refresh_refused", saved_query=saved_query_id, status=mapped.status_code
             )
-            return str(exc.status_code)
+            return str(mapped.status_code)
         logger.info(
             "saved_query_refreshed",
             saved_query=saved_query_id,

@@ -25,6 +25,7 @@ from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
 from blocking import serializers, services
 from blocking.models import BlockingRule
+from budmetrics_site.filters import reject_unknown_params
 from budmetrics_site.pagination import EnvelopePagination
 
 _ACTION_PERMS = {
@@ -131,6 +132,7 @@ class BlockingRuleViewSet(GenericViewSet):
         return Response({"success": True, "data": self.get_serializer(self.get_object()).data})
 
     def create(self, request: Request) -> Response:
+        reject_unknown_params(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         check_project_writable(request, serializer.validated_data.get("project_id"))

@@ -48,6 +48,11 @@ class QueryTooLargeError(DomainError):
     )
 
 
+class TooManyResultRowsError(QueryTooLargeError):
+    """The result passed its row cap (``max_result_rows``): the answer, not the work, is
+    too big, which callers may explain in terms of the request."""
+
+
 class ResultTooLargeError(Exception):
     """The answer would hold more points than ``MAX_RESULT_SIZE``: an input problem, so the
     message names the request field to change."""

@@ -16,6 +16,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from analytics.fields import parse_whole_number
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 
@@ -25,11 +27,8 @@ def _whole_number(request: Request, name: str, maximum: int | None) -> int | Non
     if raw is None:
         return None
     allowed = f"from 1 to {maximum}" if maximum else "of at least 1"
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1 or (maximum is not None and value > maximum) or str(value) != raw.strip():
+    value = parse_whole_number(raw) or 0  # the one rule for whole numbers (no " 5", "5.0")
+    if value < 1 or (maximum is not None and value > maximum):
         raise serializers.ValidationError({name: [f"Must be a whole number {allowed}."]})
     return value
 

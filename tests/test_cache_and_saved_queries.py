@@ -348,3 +348,21 @@ def test_inprocess_schedule_runs_every_job_and_refreshes_due_saved_queries(super
     assert saved.last_refreshed_at is not None
     assert run_due_jobs(next_run, now=1001.0) == []  # nothing due again yet
     assert "refresh-due-saved-queries" in run_due_jobs(next_run, now=1031.0)
+
+
+def test_auto_and_the_bucket_it_resolves_to_do_not_share_an_entry(superuser_client, rows):
+    """`auto` answers with a warning naming the bucket it chose; asking for that bucket
+    directly has none, so the two answers differ and must not share a cache entry."""
+    auto = post(superuser_client, time_bucket="auto")
+    direct = post(superuser_client, time_bucket=auto.json()["data"]["query"]["time_bucket"])
+    assert (auto["X-Cache"], direct["X-Cache"]) == ("MISS", "MISS")
+    assert auto.json()["data"]["meta"]["warnings"] != []
+    assert direct.json()["data"]["meta"]["warnings"] == []
+
+
+def test_a_metric_order_is_its_own_question(superuser_client, rows):
+    forward = post(superuser_client, metrics=["total_requests", "p95_response_time"])
+    backward = post(superuser_client, metrics=["p95_response_time", "total_requests"])
+    assert backward["X-Cache"] == "MISS"
+    assert backward.json()["data"]["query"]["metrics"] == ["p95_response_time", "total_requests"]
+    assert forward.json()["data"]["query"]["metrics"] == ["total_requests", "p95_response_time"]

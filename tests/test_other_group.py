@@ -66,3 +66,21 @@ def test_top_n_folds_the_rest_into_one_other_apart_from_a_real_other(
     without = ask(superuser_client, group_by=[dimension], top_n=2)
     assert counts(without, dimension) == {"plain": 5, "__other__": 4}
     assert without["summary"]["total_requests"] == 15
+
+
+def test_requests_per_second_without_gap_filling_divides_by_each_buckets_own_width(
+    superuser_client, clickhouse
+):
+    """Buckets with data at 00:00 and 03:00 only: each is one hour wide, not three."""
+    clickhouse(
+        [make_row(project_id=P1, timestamp=datetime(2025, 2, 3, 0, 10, tzinfo=UTC))] * 36
+        + [make_row(project_id=P1, timestamp=datetime(2025, 2, 3, 3, 10, tzinfo=UTC))] * 72
+    )
+    data = ask(
+        superuser_client,
+        time_bucket="1h",
+        metrics=["total_requests", "requests_per_second"],
+        fill_gaps=False,
+    )
+    rates = [p["metrics"]["requests_per_second"] for p in data["time_series"]]
+    assert rates == [36 / 3600, 72 / 3600]

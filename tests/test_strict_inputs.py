@@ -175,6 +175,38 @@ def test_a_saved_query_run_takes_no_body(superuser_client, saved_id):
     assert superuser_client.post(url).status_code == 200
 
 
+def test_a_post_endpoint_takes_no_query_parameters(superuser_client, rows):
+    """The analytics scope belongs in the body: a URL typo must not widen it silently."""
+    error = error_of(
+        superuser_client.post(f"/gateway/analytics?project_id={P1}", ANALYTICS, format="json")
+    )
+    assert "project_id" in error["details"]
+
+
+def test_detail_and_action_routes_check_their_query_parameters(superuser_client, saved_id):
+    error_of(superuser_client.get(f"/gateway/saved-queries/{saved_id}", {"bogus": "1"}))
+    error_of(superuser_client.post(f"/gateway/saved-queries/{saved_id}/run?project_id={P1}"))
+    assert superuser_client.get(f"/gateway/saved-queries/{saved_id}").status_code == 200
+
+
+def test_creating_a_rule_with_a_query_parameter_stores_nothing(superuser_client):
+    body = {"name": "r", "rule_type": "country_blocking", "rule_config": {"countries": ["RU"]}}
+    error_of(superuser_client.post("/gateway/blocking-rules?bogus=1", body, format="json"))
+    assert not BlockingRule.objects.exists()
+
+
+def test_an_empty_filters_project_id_is_refused_not_read_as_every_project(superuser_client):
+    body = {**ANALYTICS, "filters": {"project_id": []}}
+    error = error_of(superuser_client.post("/gateway/analytics", body, format="json"))
+    assert "filters.project_id" in error["details"]
+
+
+@pytest.mark.parametrize("size", [" 5", "5.0", "+5"])
+def test_page_sizes_follow_the_one_whole_number_rule(superuser_client, size):
+    error = error_of(superuser_client.get("/gateway/saved-queries", {"page_size": size}))
+    assert "page_size" in error["details"]
+
+
 # --- 1. unknown body fields -----------------------------------------------------------------
 
 

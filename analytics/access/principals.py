@@ -62,8 +62,3 @@ def label_of(principal: Any) -> str:
     if isinstance(principal, ApiClientPrincipal):
         return principal.username
     return f"user:{principal.get_username()}"
-
-
-def principal_label(request: Request) -> str:
-    """``label_of`` the request's caller."""
-    return label_of(getattr(request, "user", None))

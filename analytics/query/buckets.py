@@ -54,21 +54,27 @@ def fill_step_seconds(bucket: str) -> int:
     return min(BUCKETS[bucket][1], FILL_STEP_SECONDS)
 
 
+# A bucket next to its successor is at most this much longer than nominal (a DST shift).
+_MAX_DST_SHIFT_SECONDS = 3600
+
+
 def bucket_widths(buckets: list[datetime], bucket: str, timezone: str) -> dict[datetime, float]:
-    """Each bucket's real width in seconds (23 or 25 hours on DST days)."""
+    """Each bucket's real width in seconds: days and weeks end at the next local midnight
+    (23 or 25 hours on DST days); shorter buckets end where the next one starts when it is
+    the adjacent one, else (a gap, when gaps are not filled) after their nominal width."""
     widths: dict[datetime, float] = {}
     nominal = BUCKETS[bucket][1]
+    zone = ZoneInfo(timezone)
     for i, start in enumerate(buckets):
-        if i + 1 < len(buckets):
-            widths[start] = (buckets[i + 1] - start).total_seconds()
-            continue
-        widths[start] = float(nominal)
         if bucket in ("1d", "1w"):
-            zone = ZoneInfo(timezone)
             local = start.astimezone(zone)
             days = 7 if bucket == "1w" else 1
             following = (local.replace(tzinfo=None) + timedelta(days=days)).replace(tzinfo=zone)
             widths[start] = (following.astimezone(UTC) - start).total_seconds()
+            continue
+        gap = (buckets[i + 1] - start).total_seconds() if i + 1 < len(buckets) else None
+        adjacent = gap is not None and gap <= nominal + _MAX_DST_SHIFT_SECONDS
+        widths[start] = gap if adjacent else float(nominal)
     return widths
 
 

@@ -29,7 +29,7 @@ from analytics.query.shaper import (
     shape_series,
 )
 from analytics.query.tree import BucketList, Filter, Rows, Select
-from budmetrics_site.exceptions import QueryTooLargeError, ResultTooLargeError
+from budmetrics_site.exceptions import ResultTooLargeError, TooManyResultRowsError
 
 # Every summary carries these, whatever was asked (the seed's summary shape).
 SUMMARY_ALWAYS = ("total_requests", "error_count")
@@ -213,7 +213,7 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
     limit = settings.MAX_RESULT_SIZE
     try:
         main = execute(main_select(query, top_groups), max_rows=limit * 2 + 2)
-    except QueryTooLargeError as exc:
+    except TooManyResultRowsError as exc:  # the row cap; memory limits stay a 422
         raise _too_many_points(limit) from exc
     rows_read += main.rows_read
 

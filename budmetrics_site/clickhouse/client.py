@@ -21,6 +21,7 @@ from budmetrics_site.exceptions import (
     QueryTimeoutError,
     QueryTooLargeError,
     ServiceUnavailableError,
+    TooManyResultRowsError,
 )
 
 logger = structlog.get_logger(__name__)
@@ -34,7 +35,8 @@ QUERY_ERRORS = Counter("gateway_analytics_query_errors_total", "ClickHouse query
 
 # ClickHouse error codes we translate for clients (see ErrorCodes.cpp upstream).
 _TIMEOUT_CODES = {159, 160, 209, 210}  # TIMEOUT_EXCEEDED, TOO_SLOW, SOCKET_TIMEOUT, NETWORK_ERROR
-_TOO_LARGE_CODES = {158, 241, 396, 307, 173}  # TOO_MANY_ROWS, MEMORY_LIMIT_EXCEEDED, ...
+_TOO_MANY_ROWS_CODES = {158, 396}  # TOO_MANY_ROWS, TOO_MANY_ROWS_OR_BYTES (the row cap)
+_TOO_LARGE_CODES = {241, 307, 173}  # MEMORY_LIMIT_EXCEEDED, TOO_MANY_BYTES, CANNOT_ALLOCATE
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
@@ -74,6 +76,9 @@ def translate_error(exc: BaseException) -> Exception:
     if code in _TIMEOUT_CODES:
         QUERY_ERRORS.labels(kind="timeout").inc()
         return QueryTimeoutError()
+    if code in _TOO_MANY_ROWS_CODES:
+        QUERY_ERRORS.labels(kind="too_large").inc()
+        return TooManyResultRowsError()
     if code in _TOO_LARGE_CODES:
         QUERY_ERRORS.labels(kind="too_large").inc()
         return QueryTooLargeError()
