@@ -329,3 +329,26 @@ def test_batched_audit_rows_are_written_off_the_request_path(superuser_client, s
     while QueryAudit.objects.count() < 5 and _time.monotonic() < deadline:
         _time.sleep(0.05)
     assert QueryAudit.objects.count() == 5
+
+
+def test_a_request_ending_in_a_500_is_audited_too(api_client_factory, clickhouse, monkeypatch):
+    """A bug below the view (simulated: the selector's query function raises) answers the
+    JSON 500 and still leaves its audit row, as every authenticated data request does."""
+    import analytics.endpoints
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug, not a client error")
+
+    monkeypatch.setattr(analytics.endpoints, "geo_stats", broken)
+    client = api_client_factory([P1])
+    client.raise_request_exception = False
+    response = client.get("/gateway/geographical-stats", {**WINDOW, "project_ids": str(P1)})
+    assert response.status_code == 500
+    assert response.json()["success"] is False
+    (audit,) = QueryAudit.objects.all()
+    assert (audit.endpoint, audit.status_code, audit.outcome) == (
+        "geographical-stats",
+        500,
+        "error",
+    )
+    assert audit.params["project_ids"] == [str(P1)]

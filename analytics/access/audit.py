@@ -142,18 +142,31 @@ class AuditedQueryMixin:
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            started = getattr(self, "_audit_started", None)
-            record_query(
-                request,
-                endpoint=self.audit_endpoint or request.path,
-                params=getattr(self, "audit_params", {}),
-                duration_ms=(time.perf_counter() - started) * 1000 if started else 0.0,
-                rows=getattr(self, "audit_rows", 0),
-                status_code=response.status_code,
-            )
+        self._audit(request, response.status_code)
         return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        """An exception no handler answers becomes Django's 500 without reaching
+        ``finalize_response``: audit it as the 500 it is, then let it go on."""
+        try:
+            return super().handle_exception(exc)  # type: ignore[misc]
+        except Exception:
+            self._audit(self.request, 500)  # type: ignore[attr-defined]
+            raise
+
+    def _audit(self, request: Request, status_code: int) -> None:
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return
+        started = getattr(self, "_audit_started", None)
+        record_query(
+            request,
+            endpoint=self.audit_endpoint or request.path,
+            params=getattr(self, "audit_params", {}),
+            duration_ms=(time.perf_counter() - started) * 1000 if started else 0.0,
+            rows=getattr(self, "audit_rows", 0),
+            status_code=status_code,
+        )
 
 
 def audit_cutoff(now: datetime | None = None) -> datetime:
