@@ -22,7 +22,6 @@ from analytics.fields import (
     UUIDListField,
     validate_time_range,
 )
-from budmetrics_site.openapi import ErrorEnvelopeSerializer
 
 DEFAULT_WINDOW = timedelta(days=7)
 LIST_PARAMS = ("project_ids", "model_ids", "endpoint_ids")
@@ -69,13 +68,6 @@ class WindowQuerySerializer(StrictQueryMixin, serializers.Serializer):
         validate_time_range(start, end)
         attrs["start_time"], attrs["end_time"] = start, end
         return attrs
-
-
-# The one error envelope of the API; every operation documents its errors with it
-# (budmetrics_site.openapi), so this mapping is kept only for existing imports.
-ERROR_RESPONSES: dict[int, Any] = {
-    code: ErrorEnvelopeSerializer for code in (400, 401, 403, 422, 429, 503, 504)
-}
 
 
 def _field_schema(field: serializers.Field) -> dict[str, Any]:

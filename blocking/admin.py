@@ -16,7 +16,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
-from blocking import queries, services, validation
+from analytics.query import system
+from blocking import services, validation
 from blocking.models import BlockingRule, RuleStatus
 
 # Form fields per rule type; every fieldset is shown and each help text names its type.
@@ -166,7 +167,7 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         hours = settings.BLOCKING_RULE_MATCH_WINDOW_HOURS
         end = timezone.now() + timedelta(seconds=1)
         try:
-            count = queries.rule_match_count(obj.id, end - timedelta(hours=hours), end)
+            count = system.rule_match_count(obj.id, end - timedelta(hours=hours), end)
         except APIException as exc:
             return f"unavailable ({exc.detail})"
         return f"{count} in the last {hours} hours"

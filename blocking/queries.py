@@ -15,7 +15,6 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
-from analytics.query import system
 from analytics.query.buckets import bucket_sql, format_time
 from analytics.query.registry import BUCKETS, ZERO_UUID
 from analytics.query.runner import execute
@@ -149,12 +148,6 @@ def rule_matches(query: StatsQuery, max_rules: int) -> dict[uuid.UUID, tuple[int
         uuid.UUID(str(rule_id)): (int(count), last)
         for rule_id, count, last in execute(select, max_rows=max_rules).rows
     }
-
-
-def rule_match_count(rule_id: uuid.UUID, start: datetime, end: datetime) -> int:
-    """Requests attributed to one rule in ``[start, end)``, all projects (the staff-only
-    admin page shows it): a system query, see ``analytics.query.system``."""
-    return system.rule_match_count(rule_id, start, end)
 
 
 @dataclass(frozen=True)

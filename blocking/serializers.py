@@ -29,20 +29,6 @@ from budmetrics_site.pagination import MAX_PAGE_SIZE
 MAX_LIMIT = 1000
 
 
-# Schema-annotated forms of the shared request fields (drf-spectacular cannot infer a
-# custom Field's type).
-@extend_schema_field({"type": "string", "format": "date-time"})
-class FlexibleDateTimeField(shared_fields.FlexibleDateTimeField):
-    pass
-
-
-@extend_schema_field(
-    {"type": "string", "description": "Comma-separated UUIDs.", "example": "uuid1,uuid2"}
-)
-class UUIDListField(shared_fields.UUIDListField):
-    pass
-
-
 def _config_schema(title: str, properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {
         "title": title,
@@ -241,8 +227,8 @@ class BlockedIpSerializer(serializers.Serializer):
     )
     block_count = serializers.IntegerField()
     reasons = serializers.ListField(child=serializers.CharField())
-    first_blocked = FlexibleDateTimeField()
-    last_blocked = FlexibleDateTimeField()
+    first_blocked = shared_fields.FlexibleDateTimeField()
+    last_blocked = shared_fields.FlexibleDateTimeField()
 
 
 class BlockingRuleStatsSerializer(serializers.Serializer):
@@ -252,7 +238,7 @@ class BlockingRuleStatsSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=RuleStatus.choices, allow_null=True)
     project_id = serializers.UUIDField(allow_null=True)
     match_count = serializers.IntegerField(help_text="Requests whose block_rule_id is this rule.")
-    last_matched = FlexibleDateTimeField(allow_null=True)
+    last_matched = shared_fields.FlexibleDateTimeField(allow_null=True)
     targeted_requests = serializers.IntegerField(
         allow_null=True, help_text="Requests in range matching the rule's targets."
     )
@@ -289,8 +275,8 @@ class BlockingSummarySerializer(serializers.Serializer):
 
 
 class BlockingStatsSerializer(serializers.Serializer):
-    start_time = FlexibleDateTimeField()
-    end_time = FlexibleDateTimeField()
+    start_time = shared_fields.FlexibleDateTimeField()
+    end_time = shared_fields.FlexibleDateTimeField()
     time_bucket = serializers.CharField()
     blocked_ips = BlockedIpSerializer(many=True)
     blocking_rules = BlockingRuleStatsSerializer(many=True)

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
-from analytics.window import ERROR_RESPONSES, query_parameters
+from analytics.window import query_parameters
 from geo.serializers import GeoStatsQuerySerializer, GeoStatsResponseSerializer, example_response
 
 
@@ -26,7 +26,7 @@ class GeoStatsView(EndpointView):
             "`country_code` restricts everything to one country (drill-down)."
         ),
         parameters=query_parameters(GeoStatsQuerySerializer),
-        responses={200: GeoStatsResponseSerializer, **ERROR_RESPONSES},
+        responses={200: GeoStatsResponseSerializer},
         examples=[
             OpenApiExample(
                 "Countries, regions, cities",

@@ -16,6 +16,7 @@ from analytics.fields import (
     WholeNumberField,
     choice_error,
 )
+from analytics.useragent import DEVICE_TYPES
 from analytics.window import WindowQuerySerializer
 
 MAX_TEXT_PARAM = 200
@@ -23,7 +24,6 @@ MAX_TEXT_PARAM = 200
 ROUTE_ORDER_BY = ("requests", "errors", "error_rate", "avg_time", "p95_time", "tokens")
 CLIENT_ORDER_BY = ("requests", "errors", "tokens", "cost", "last_activity")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-DEVICE_TYPES = ("desktop", "mobile", "tablet", "bot", "other")
 MAX_CLIENT_OFFSET = 1_000_000
 
 

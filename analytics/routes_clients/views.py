@@ -15,7 +15,7 @@ from analytics.routes_clients.serializers import (
     TopRoutesQuerySerializer,
     TopRoutesResponseSerializer,
 )
-from analytics.window import ERROR_RESPONSES, query_parameters
+from analytics.window import query_parameters
 
 _PROJECT = "6f1c1f5e-0a43-4c1b-9a4e-1f0d6a2b9c11"
 
@@ -35,7 +35,7 @@ class TopRoutesView(EndpointView):
             "routes."
         ),
         parameters=query_parameters(TopRoutesQuerySerializer),
-        responses={200: TopRoutesResponseSerializer, **ERROR_RESPONSES},
+        responses={200: TopRoutesResponseSerializer},
         examples=[
             OpenApiExample(
                 "Top routes",
@@ -85,7 +85,7 @@ class ClientAnalyticsView(EndpointView):
             "Requests without a client_id are not listed."
         ),
         parameters=query_parameters(ClientAnalyticsQuerySerializer),
-        responses={200: ClientAnalyticsResponseSerializer, **ERROR_RESPONSES},
+        responses={200: ClientAnalyticsResponseSerializer},
         examples=[
             OpenApiExample(
                 "A page of clients",
