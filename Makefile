@@ -9,7 +9,7 @@ DEMO_ROWS ?= 200000
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench services
+.PHONY: install run serve test lint bench load services
 
 $(BIN)/.installed: requirements/base.txt requirements/dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,20 @@ run: install
 	@echo "BudMetrics on http://$(HOST):$(PORT)/  docs: /api/docs/  redoc: /api/redoc/  admin: /admin/  ready: /readyz"
 	@echo "Create an admin login with: $(BIN)/python manage.py createsuperuser"
 	INPROCESS_JOBS=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+# Production server (README "Serving"): gunicorn, workers and threads chosen by
+# budmetrics_site/gunicorn_conf.py from CLICKHOUSE_HOST (server: several processes;
+# embedded chDB: one process with threads). No demo data: it serves what is there.
+serve: install
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate --database clickhouse --noinput
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/gunicorn -c budmetrics_site/gunicorn_conf.py
+
+# Load test (bench/README.md "Load test"): make serve on loopback with LOAD_ROWS rows,
+# locust headless through three phases (cache on, cache off, Redis stopped halfway).
+LOAD_ROWS ?= 10000000
+load: install
+	$(BIN)/python bench/load/run.py --rows $(LOAD_ROWS) $(LOAD_ARGS)
 
 services:
 	bash .ci/services

@@ -172,6 +172,28 @@ class SavedQueryViewSet(
             raise PermissionDenied("Only the owner may change or delete a saved query.")
         return saved
 
+    def throttle_projects(self, request: Request) -> list[Any] | None:
+        """A run counts against the projects its saved query reads (the throttle's
+        fairness unit); other actions name none. Visibility is checked by the run itself."""
+        if self.action != "run":
+            return None
+        try:
+            params = SavedQuery.objects.filter(pk=self.kwargs["pk"]).values_list(
+                "params", flat=True
+            )[:1]
+            stored = next(iter(params), None)
+        except DjangoValidationError:
+            return None
+        if not isinstance(stored, dict):
+            return []
+        named = stored.get("project_ids")
+        filters = stored.get("filters")
+        if named is None and isinstance(filters, dict):
+            named = filters.get("project_id")
+        if isinstance(named, str):
+            return [named]
+        return list(named) if isinstance(named, list) else []
+
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return Response({"success": True, "data": self.get_serializer(self.get_object()).data})
 

@@ -8,14 +8,15 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from budmetrics_site.clickhouse.client import get_client
+from budmetrics_site.metrics import metrics_response
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus exposition: query durations and errors, cache hits and misses."""
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    """Prometheus exposition: HTTP requests and latency by route and status, query
+    durations and errors, cache hits and misses (all worker processes under ``make serve``)."""
+    return metrics_response()
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

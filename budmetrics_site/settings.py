@@ -273,7 +273,7 @@ def _rate(variable: str, default: str) -> str | None:
     return value
 
 
-API_THROTTLE_RATE = _rate("API_THROTTLE_RATE", "1200/min")
+API_THROTTLE_RATE = _rate("API_THROTTLE_RATE", "30000/min")
 API_ANON_THROTTLE_RATE = _rate("API_ANON_THROTTLE_RATE", "60/min")
 ANONYMIZE_IPS = _bool("ANONYMIZE_IPS", False)
 AUDIT_RETENTION_DAYS = _int("AUDIT_RETENTION_DAYS", 90, minimum=1)
@@ -362,3 +362,33 @@ LOGGING = {
 from budmetrics_site.logging import configure as _configure_logging  # noqa: E402
 
 _configure_logging(LOGGING, json_logs=JSON_LOGS, debug=DEBUG_MODE)
+
+# --- Serving, HTTP metrics and throttling (issue 12: make serve, fairness, auth failures) ---
+# Per caller x project scope: the fairness unit (README "Throttling"); API_THROTTLE_RATE
+# above is the higher per-caller ceiling over all its projects.
+API_PROJECT_THROTTLE_RATE = _rate("API_PROJECT_THROTTLE_RATE", "1200/min")
+# 401s per client address before every request from it is a 429 until the window ends.
+AUTH_FAILURE_RATE = _rate("AUTH_FAILURE_RATE", "30/min")
+# Proxies in front of the service that append to X-Forwarded-For; 0: the client address is
+# REMOTE_ADDR and X-Forwarded-For is ignored (a client can write anything there).
+TRUSTED_PROXY_COUNT = _int("TRUSTED_PROXY_COUNT", 0, minimum=0, maximum=10)
+REST_FRAMEWORK["NUM_PROXIES"] = TRUSTED_PROXY_COUNT
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = [
+    "analytics.access.throttling.ClientRateThrottle",
+    "analytics.access.throttling.ProjectRateThrottle",
+]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    **REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+    "project": API_PROJECT_THROTTLE_RATE,
+}
+# Set by `make serve` (budmetrics_site/gunicorn_conf.py): every process writes its samples
+# there and /metrics sums them. A management command run with it set needs the directory.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="").strip()
+if PROMETHEUS_MULTIPROC_DIR:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# Outermost: every request is counted and timed, throttled ones too.
+MIDDLEWARE.insert(0, "budmetrics_site.metrics.HttpMetricsMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("budmetrics_site.logging.RequestIdMiddleware") + 1,
+    "analytics.access.auth_failures.FailedAuthThrottleMiddleware",
+)
