@@ -17,10 +17,11 @@ client, so key lookup, scope, audit row and response are all paid — it runs, a
 
 Targets: hit median <= 5 ms and miss/hit >= 50x. It then prints where a hit's time goes
 (timing wrappers around auth, throttle, validation, scope, cache reads, response, audit;
-a separate pass of ``--repeat`` hits), the same hit with the production throttle on
-(1200/min on Redis), the same hit with the audit stubbed out (diagnostic), the floor of
-the test client + middleware (``GET /healthz``), the disk's fsync time (a SQLite commit
-waits for it), the Redis round trips and SQL statements of one hit, and the machine.
+a separate pass of ``--repeat`` hits), the same hit with the production throttles on
+(the per-key and per-project defaults on Redis), the same hit with the audit stubbed out
+(diagnostic), the floor of the test client + middleware (``GET /healthz``), the disk's
+fsync time (a SQLite commit waits for it), the Redis round trips and SQL statements of
+one hit, and the machine.
 ``--profile`` adds a cProfile listing of ``--repeat`` hits. Only this run's keys are
 deleted at the end.
 """
@@ -58,7 +59,8 @@ URL = "/gateway/analytics"
 QUERY = "dashboard 7d/1h by project"
 TARGET_HIT_MS = 5.0
 TARGET_SPEEDUP = 50.0
-PRODUCTION_THROTTLE = "1200/min"
+# The production defaults: a per-key ceiling and the per-project fairness rate.
+PRODUCTION_THROTTLE = {"client": "30000/min", "project": "1200/min"}
 
 
 def _setup_django(work_dir: str, redis_url: str, key_prefix: str) -> None:
@@ -69,6 +71,7 @@ def _setup_django(work_dir: str, redis_url: str, key_prefix: str) -> None:
     os.environ["REDIS_URL"] = redis_url  # the response cache on a real Redis
     os.environ["CACHE_ENABLED"] = "true"
     os.environ["API_THROTTLE_RATE"] = "off"
+    os.environ["API_PROJECT_THROTTLE_RATE"] = "off"
     os.environ["LOG_QUERIES"] = "false"
     os.environ["DEBUG_MODE"] = "false"
     os.environ["INPROCESS_JOBS"] = "false"
@@ -224,15 +227,16 @@ def hit_with_throttle(api: Any, body: dict[str, Any], repeat: int) -> tuple[floa
     from django.conf import settings
     from django.test import override_settings
 
-    from analytics.access.throttling import ClientRateThrottle
+    from analytics.access.throttling import ClientRateThrottle, ProjectRateThrottle
 
     rest_framework = dict(settings.REST_FRAMEWORK)
     rest_framework["DEFAULT_THROTTLE_RATES"] = {
         **rest_framework["DEFAULT_THROTTLE_RATES"],
-        "client": PRODUCTION_THROTTLE,
+        **PRODUCTION_THROTTLE,
     }
     timers = _Timers()
     timers.wrap(ClientRateThrottle, "allow_request", "throttle")
+    timers.wrap(ProjectRateThrottle, "allow_request", "throttle")
     hits = []
     try:
         with override_settings(REST_FRAMEWORK=rest_framework):
@@ -443,7 +447,7 @@ def _run(args: argparse.Namespace, key_prefix: str) -> int:
     context = [
         ("GET /healthz, same client (test client + middleware floor)", f"{healthz_ms:.2f} ms"),
         (
-            f"HIT with the production throttle ({PRODUCTION_THROTTLE} on Redis)",
+            f"HIT with the production throttles ({PRODUCTION_THROTTLE} on Redis)",
             f"{throttled_hit_ms:.2f} ms (throttle check {throttle_ms:.2f} ms)",
         ),
         ("HIT with record_query stubbed out (diagnostic: no audit)", f"{no_audit_ms:.2f} ms"),

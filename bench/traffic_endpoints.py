@@ -42,6 +42,7 @@ def _setup_django(work_dir: str) -> None:
     os.environ["DATABASE_URL"] = f"sqlite:///{os.path.join(work_dir, 'db.sqlite3')}"
     os.environ["REDIS_URL"] = ""  # local-memory cache for the throttle
     os.environ["API_THROTTLE_RATE"] = "off"
+    os.environ["API_PROJECT_THROTTLE_RATE"] = "off"
     os.environ["CACHE_ENABLED"] = "false"  # measure computing answers; hits separately
     os.environ["LOG_QUERIES"] = "false"
     os.environ["DJANGO_SETTINGS_MODULE"] = "budmetrics_site.settings"
