@@ -3,6 +3,7 @@ fairness unit (caller x project scope) under a higher per-caller ceiling."""
 
 from __future__ import annotations
 
+import socket
 import uuid
 from typing import Any
 
@@ -158,3 +159,26 @@ def test_saved_query_runs_count_against_the_saved_projects(
     assert budapp.get(STATS_URL, {**WINDOW, "project_ids": str(P1)}).status_code == 200
     assert budapp.post(run_url).status_code == 429  # project 1's third request
     assert budapp.get(STATS_URL, {**WINDOW, "project_ids": str(P2)}).status_code == 200
+
+
+def test_throttles_fail_open_when_redis_is_unreachable(settings, api_client_factory, clickhouse):
+    """Redis down (a refused loopback port): no 429 from a count that cannot be read, and
+    never a 500; wrong keys are still 401 and a good key still answers."""
+    settings.AUTH_FAILURE_RATE = "2/min"
+    _rates(settings, project="1/min", client="1/min")
+    good = api_client_factory([P1])
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        refused = probe.getsockname()[1]
+    settings.CACHES = {
+        "default": {
+            **settings.CACHES["default"],
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{refused}/0",
+        }
+    }
+    wrong = APIClient(REMOTE_ADDR="192.0.2.30")
+    wrong.credentials(HTTP_AUTHORIZATION="Bearer bm_nope_x")
+    assert [wrong.get(STATS_URL, WINDOW).status_code for _ in range(4)] == [401] * 4
+    params = {**WINDOW, "project_ids": str(P1)}
+    assert [good.get(STATS_URL, params).status_code for _ in range(3)] == [200] * 3
