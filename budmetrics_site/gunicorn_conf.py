@@ -67,6 +67,9 @@ keepalive = 5
 # Each worker imports the app itself: chDB and connection pools are opened after the fork.
 preload_app = False
 accesslog = None  # the app logs each request (structlog); Prometheus counts them
+# gunicorn's control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): two servers
+# on one machine would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 PROMETHEUS_DIR = Path(
     env.str("PROMETHEUS_MULTIPROC_DIR", default=str(BASE_DIR / "var" / "prometheus")).strip()

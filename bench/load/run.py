@@ -335,7 +335,8 @@ def run_phase(
     server = None
     timer = None
     try:
-        server = Server({**env, "REDIS_URL": redis.url}, out / "server.log")
+        server_env = {**env, "REDIS_URL": redis.url, "PROMETHEUS_MULTIPROC_DIR": str(out / "prom")}
+        server = Server(server_env, out / "server.log")
         if kill_redis:
 
             def stop_redis() -> None:
