@@ -259,7 +259,9 @@ class Server:
             self._stop.wait(0.25)
 
     def server_errors(self) -> int:
-        with urllib.request.urlopen(self.url + "/metrics", timeout=10) as answer:  # noqa: S310
+        # After locust stops, the server still works off the requests it had queued (their
+        # clients are gone); the scrape waits its turn behind them.
+        with urllib.request.urlopen(self.url + "/metrics", timeout=300) as answer:  # noqa: S310
             text = answer.read().decode()
         total = 0.0
         for line in text.splitlines():
