@@ -17,6 +17,9 @@ from django.utils.cache import add_never_cache_headers
 
 from analytics.access.models import ApiClient, ProjectAccess, QueryAudit
 
+# A staff user who may manage nothing yet is told which group to ask for.
+admin.site.index_template = "admin/budmetrics_index.html"
+
 
 class ClientProjectAccessInline(admin.TabularInline):
     model = ProjectAccess

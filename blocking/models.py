@@ -13,6 +13,7 @@ from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 
 from blocking import validation
+from budmetrics_site.constraints import validate_constraints_readably
 
 
 class RuleType(models.TextChoices):
@@ -50,6 +51,15 @@ class BlockingRuleQuerySet(models.QuerySet):
                 output_field=models.BooleanField(),
             )
         )
+
+
+# What to change, in the admin form's terms, when a BlockingRule constraint is violated.
+BLOCKING_RULE_MESSAGES = {
+    "blocking_rule_unique_name_per_project": "A rule with this name already exists in this "
+    "project: change “Name” (or “Project id”).",
+    "blocking_rule_unique_global_name": "A global rule (empty “Project id”) with this name "
+    "already exists: change “Name”, or set “Project id” to make it a project rule.",
+}
 
 
 class BlockingRule(models.Model):
@@ -167,6 +177,9 @@ class BlockingRule(models.Model):
                 ]
         if errors:
             raise ValidationError(errors)
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        validate_constraints_readably(self, exclude, BLOCKING_RULE_MESSAGES)
 
     def clean(self) -> None:
         if self.status == RuleStatus.ACTIVE and self.is_expired:
