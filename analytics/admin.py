@@ -1,15 +1,24 @@
-"""Admin for API clients, project access lists and the (read-only) query audit."""
+"""Admin for API clients, project access lists and the (read-only) query audit.
+
+A new or rotated API key is rendered straight into the answer to the POST that made it
+(``key_shown.html``): never a redirect with the key in Django's messages (a signed, not
+encrypted, cookie), never the session, never a log line."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.cache import add_never_cache_headers
 
 from analytics.access.models import ApiClient, ProjectAccess, QueryAudit
+
+# A staff user who may manage nothing yet is told which group to ask for.
+admin.site.index_template = "admin/budmetrics_index.html"
 
 
 class ClientProjectAccessInline(admin.TabularInline):
@@ -40,17 +49,41 @@ class ApiClientAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: ApiClient, form: ModelForm, change: bool
     ) -> None:
-        key = None if change else obj.set_new_key()
+        if not change:
+            # Kept on this request object only, for response_add to render.
+            request._new_api_keys = [(obj, obj.set_new_key())]  # type: ignore[attr-defined]
         super().save_model(request, obj, form, change)
-        if key:
-            messages.warning(request, f"API key for {obj.name} (shown only now, copy it): {key}")
+
+    def response_add(
+        self, request: HttpRequest, obj: ApiClient, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        keys = getattr(request, "_new_api_keys", None)
+        if not keys:
+            return super().response_add(request, obj, post_url_continue)
+        return self._show_keys_once(request, keys, "API client added")
 
     @admin.action(description="Rotate the key of the selected clients (old keys stop working)")
-    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> None:
+    def rotate_keys(self, request: HttpRequest, queryset: QuerySet[ApiClient]) -> HttpResponse:
+        keys = []
         for client in queryset:
             key = client.set_new_key()
             client.save(update_fields=["key_prefix", "key_hash"])
-            messages.warning(request, f"New API key for {client.name} (shown only now): {key}")
+            keys.append((client, key))
+        return self._show_keys_once(request, keys, "API keys rotated")
+
+    def _show_keys_once(
+        self, request: HttpRequest, keys: list[tuple[ApiClient, str]], title: str
+    ) -> HttpResponse:
+        """The one page that ever shows these keys; not cached by browsers or proxies."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": title,
+            "keys": keys,
+        }
+        response = TemplateResponse(request, "admin/analytics/apiclient/key_shown.html", context)
+        add_never_cache_headers(response)  # includes no-store
+        return response
 
 
 @admin.register(ProjectAccess)

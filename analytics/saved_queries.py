@@ -28,6 +28,7 @@ from analytics import cache as response_cache
 from analytics.access.models import ApiClient
 from analytics.access.principals import ApiClientPrincipal
 from analytics.endpoints import ENDPOINTS, CachePolicy, answer_audited, page_url_for, validate
+from budmetrics_site.constraints import validate_constraints_readably
 from budmetrics_site.errors import _flatten
 
 WINDOWS: dict[str, timedelta | None] = {
@@ -38,6 +39,17 @@ WINDOWS: dict[str, timedelta | None] = {
     "absolute": None,
 }
 MIN_REFRESH_SECONDS = 60
+
+
+# What to change, in the admin form's terms, when a SavedQuery constraint is violated.
+SAVED_QUERY_MESSAGES = {
+    "saved_query_one_owner": "Fill in exactly one of “Owner” (a user) and “Owner client” "
+    "(an API client), to whom the saved query belongs: not both, and not neither.",
+    "saved_query_unique_user_name": "This owner already has a saved query with this name: "
+    "change “Name” (or “Owner”).",
+    "saved_query_unique_client_name": "This API client already has a saved query with this "
+    "name: change “Name” (or “Owner client”).",
+}
 
 
 class SavedQuery(models.Model):
@@ -91,6 +103,9 @@ class SavedQuery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.endpoint})"
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        validate_constraints_readably(self, exclude, SAVED_QUERY_MESSAGES)
 
     def clean(self) -> None:
         """An invalid saved query cannot be stored: its params must pass the endpoint's own

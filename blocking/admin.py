@@ -1,6 +1,8 @@
 """Admin for blocking rules: the config is edited through per-type fields (one IP per
 line, country codes, patterns, rate) instead of raw JSON, and each problem is shown on
-the field it belongs to. Saving publishes to Redis (``blocking.services`` signals)."""
+the field it belongs to. Saving queues the rule's publication in the same transaction
+(``blocking.services`` signals, ``blocking.publishing``); each rule shows whether Redis has
+it yet, and every blocking-rule page says when publishing is off or behind."""
 
 from __future__ import annotations
 
@@ -12,13 +14,16 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from rest_framework.exceptions import APIException
 
 from analytics.query import system
-from blocking import services, validation
+from blocking import publishing, services, validation
 from blocking.models import BlockingRule, RuleStatus
+
+# How often the retry job delivers pending publications (budmetrics_site/celery.py).
+PUBLICATION_RETRY_SECONDS = 10
 
 # Form fields per rule type; every fieldset is shown and each help text names its type.
 CONFIG_FIELDS = {
@@ -133,12 +138,20 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         "priority",
         "expires_at",
         "updated_at",
+        "publication",
     )
     list_filter = ("rule_type", "status", ("project_id", admin.EmptyFieldListFilter))
     search_fields = ("name", "description", "reason", "=project_id", "=id")
     list_select_related = ("created_by",)
     actions = ("activate", "deactivate")
-    readonly_fields = ("id", "created_by", "created_at", "updated_at", "recent_matches")
+    readonly_fields = (
+        "id",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "recent_matches",
+        "publication",
+    )
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "rule_type", "status", "reason")}),
         ("Scope", {"fields": ("project_id", "endpoint_id", "priority", "expires_at")}),
@@ -146,12 +159,58 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         ("Country blocking", {"fields": ("countries",)}),
         ("User-agent blocking", {"fields": ("patterns", "match_type")}),
         ("Rate-based blocking", {"fields": ("threshold", "window_seconds")}),
-        ("Activity", {"fields": ("recent_matches", "created_by", "created_at", "updated_at")}),
+        (
+            "Activity",
+            {
+                "fields": (
+                    "publication",
+                    "recent_matches",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BlockingRule]:
         services.rules_expire_due()  # statuses are current whenever staff look
-        return super().get_queryset(request)
+        return super().get_queryset(request).with_publication()
+
+    def _with_publication_banner(self, extra_context: dict[str, Any] | None) -> dict[str, Any]:
+        """The banner of every blocking-rule page: publishing off, or changes waiting."""
+        return {
+            **(extra_context or {}),
+            "publication_backlog": publishing.backlog(),
+            "publication_retry_seconds": PUBLICATION_RETRY_SECONDS,
+        }
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return super().changelist_view(request, self._with_publication_banner(extra_context))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return super().changeform_view(
+            request, object_id, form_url, self._with_publication_banner(extra_context)
+        )
+
+    @admin.display(description="Publication")
+    def publication(self, obj: BlockingRule) -> str:
+        """published: the gateway's Redis has the rule's rule set as stored; pending: not
+        yet (retried until Redis acknowledges)."""
+        if obj is None or obj._state.adding:
+            return "—"
+        pending = getattr(obj, "publication_pending", None)
+        if pending is None:
+            pending = obj.project_id in publishing.pending_scopes()
+        return "pending" if pending else "published"
 
     def save_model(
         self, request: HttpRequest, obj: BlockingRule, form: forms.ModelForm, change: bool

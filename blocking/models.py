@@ -8,11 +8,12 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import models
-from django.db.models import Q
+from django.db import models, router, transaction
+from django.db.models import Case, Exists, OuterRef, Q, When
 from django.utils import timezone
 
 from blocking import validation
+from budmetrics_site.constraints import validate_constraints_readably
 
 
 class RuleType(models.TextChoices):
@@ -38,6 +39,27 @@ class BlockingRuleQuerySet(models.QuerySet):
 
     def due_to_expire(self, now: Any = None) -> BlockingRuleQuerySet:
         return self.filter(status=RuleStatus.ACTIVE, expires_at__lte=now or timezone.now())
+
+    def with_publication(self) -> BlockingRuleQuerySet:
+        """Annotate ``publication_pending``: the rule's scope (its project, or global) has a
+        change Redis has not acknowledged (``BlockingRuleOutbox``). No query per rule."""
+        outbox = BlockingRuleOutbox.objects.all()
+        return self.annotate(
+            publication_pending=Case(
+                When(project_id__isnull=True, then=Exists(outbox.filter(project_id=None))),
+                default=Exists(outbox.filter(project_id=OuterRef("project_id"))),
+                output_field=models.BooleanField(),
+            )
+        )
+
+
+# What to change, in the admin form's terms, when a BlockingRule constraint is violated.
+BLOCKING_RULE_MESSAGES = {
+    "blocking_rule_unique_name_per_project": "A rule with this name already exists in this "
+    "project: change “Name” (or “Project id”).",
+    "blocking_rule_unique_global_name": "A global rule (empty “Project id”) with this name "
+    "already exists: change “Name”, or set “Project id” to make it a project rule.",
+}
 
 
 class BlockingRule(models.Model):
@@ -108,6 +130,16 @@ class BlockingRule(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """One transaction with the outbox row its ``post_save`` receiver writes
+        (``blocking.services``): never a stored change without its publication queued."""
+        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(type(self))):
+            super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        with transaction.atomic(using=kwargs.get("using") or router.db_for_write(type(self))):
+            return super().delete(*args, **kwargs)
+
     @property
     def is_global(self) -> bool:
         return self.project_id is None
@@ -146,6 +178,30 @@ class BlockingRule(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def validate_constraints(self, exclude: Any = None) -> None:
+        validate_constraints_readably(self, exclude, BLOCKING_RULE_MESSAGES)
+
     def clean(self) -> None:
         if self.status == RuleStatus.ACTIVE and self.is_expired:
             raise ValidationError({"expires_at": ["An active rule must expire in the future."]})
+
+
+class BlockingRuleOutbox(models.Model):
+    """One scope (a project, or global when ``project_id`` is empty) whose rule set in
+    Redis is out of date. Written in the same transaction as the rule change, so a stored
+    change always has its publication queued; deleted once Redis acknowledged the scope's
+    new rule set (``blocking.publishing.deliver_pending``)."""
+
+    id = models.BigAutoField(primary_key=True)
+    project_id = models.UUIDField(null=True, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ("id",)
+        verbose_name = "pending rule publication"
+
+    def __str__(self) -> str:
+        return f"{self.project_id or 'global'} (queued {self.created_at:%Y-%m-%d %H:%M:%S})"

@@ -37,8 +37,15 @@ Each key holds one JSON document, replaced atomically (``MULTI`` … ``SET``/``D
       ]
     }
 
-Only rules that are ``active`` and not past ``expires_at`` are published. Without
-``REDIS_URL`` publishing is off (logged once per call at debug level).
+Only rules that are ``active`` and not past ``expires_at`` are published.
+
+Delivery goes through a transactional outbox (``BlockingRuleOutbox``): a rule change and
+the row naming its scope commit together; the publisher writes the scope's current rule
+set to Redis right after the commit and, if Redis did not answer, again on every run of
+``blocking.deliver_rule_publications`` (beat schedule / in-process jobs) until Redis
+acknowledges. Until then the rule's ``publication`` is ``pending``. Publishing goes to
+``BLOCKING_RULES_REDIS_URL`` (default ``REDIS_URL``); with neither set it is off, said
+at start-up and on the admin pages, and changes stay pending.
 """
 
 from __future__ import annotations
@@ -49,14 +56,16 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+import redis
 import structlog
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from analytics.cache import invalidate_endpoint
 from analytics.query.buckets import format_time
-from blocking.models import BlockingRule
+from blocking.models import BlockingRule, BlockingRuleOutbox
 
 logger = structlog.get_logger(__name__)
 
@@ -113,46 +122,144 @@ def scope_document(project_id: uuid.UUID | None, now: datetime | None = None) ->
     }
 
 
-def redis_connection() -> Any | None:
-    """The raw Redis client behind the default cache, or None when Redis is not set up."""
-    if not settings.REDIS_URL:
-        return None
-    from django_redis import get_redis_connection
+def publishing_configured() -> bool:
+    return bool(settings.BLOCKING_RULES_REDIS_URL)
 
-    return get_redis_connection("default")
+
+def redis_connection() -> Any | None:
+    """A client for the Redis the gateway reads rules from, or None when publishing is not
+    configured. One client (and pool) per URL; short timeouts so a dead Redis costs a
+    request two seconds at most."""
+    url = settings.BLOCKING_RULES_REDIS_URL
+    if not url:
+        return None
+    client = _clients.get(url)
+    if client is None:
+        client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+        _clients[url] = client
+    return client
+
+
+_clients: dict[str, Any] = {}
+
+
+def _scope_order(project_id: uuid.UUID | None) -> str:
+    return "" if project_id is None else str(project_id)
+
+
+def publish_scope(connection: Any, project_id: uuid.UUID | None, now: datetime) -> None:
+    """Rewrite one project's key (``None`` = global) atomically and announce it; raises
+    ``redis.RedisError`` when Redis did not acknowledge."""
+    document = scope_document(project_id, now)
+    key = global_key() if project_id is None else project_key(project_id)
+    pipe = connection.pipeline(transaction=True)
+    if project_id is not None and not document["rules"]:
+        pipe.delete(key)
+    else:
+        pipe.set(key, json.dumps(document, separators=(",", ":")))
+    pipe.publish(changes_channel(), "global" if project_id is None else str(project_id))
+    pipe.execute()
+    logger.info("blocking_rules_published", key=key, rules=len(document["rules"]))
 
 
 def publish_scopes(project_ids: Iterable[uuid.UUID | None]) -> None:
-    """Rewrite the keys of the given projects (``None`` = global) atomically each."""
+    """Rewrite the keys of the given projects (``None`` = global) now, bypassing the
+    outbox (``sync_blocking_rules``); raises when Redis is unreachable."""
     connection = redis_connection()
     if connection is None:
-        logger.debug("blocking_rules_publish_skipped", reason="REDIS_URL not set")
+        logger.warning("blocking_rules_publish_skipped", reason=NOT_CONFIGURED)
         return
     now = timezone.now()
-    for project_id in sorted(set(project_ids), key=lambda p: "" if p is None else str(p)):
-        document = scope_document(project_id, now)
-        key = global_key() if project_id is None else project_key(project_id)
-        pipe = connection.pipeline(transaction=True)
-        if project_id is not None and not document["rules"]:
-            pipe.delete(key)
-        else:
-            pipe.set(key, json.dumps(document, separators=(",", ":")))
-        pipe.publish(changes_channel(), "global" if project_id is None else str(project_id))
-        pipe.execute()
-        logger.info(
-            "blocking_rules_published",
-            key=key,
-            rules=len(document["rules"]),
-        )
+    for project_id in sorted(set(project_ids), key=_scope_order):
+        publish_scope(connection, project_id, now)
 
 
-def publish_on_commit(project_ids: Iterable[uuid.UUID | None]) -> None:
-    """Publish once the surrounding transaction commits, so Redis never shows a rule the
-    database rolled back."""
-    scopes = set(project_ids)
-    transaction.on_commit(lambda: publish_scopes(scopes))
+NOT_CONFIGURED = (
+    "publishing is not configured (BLOCKING_RULES_REDIS_URL / REDIS_URL empty): rule changes "
+    "are stored but the gateway never receives them"
+)
+
+
+def enqueue(project_ids: Iterable[uuid.UUID | None]) -> None:
+    """Queue the publication of these scopes in the caller's transaction (the outbox), and
+    try to deliver it as soon as that transaction commits."""
+    scopes = sorted(set(project_ids), key=_scope_order)
+    BlockingRuleOutbox.objects.bulk_create(BlockingRuleOutbox(project_id=p) for p in scopes)
+    transaction.on_commit(deliver_after_commit)
     # Cached blocking statistics name rules and their status: drop them with the change.
     transaction.on_commit(lambda: invalidate_endpoint("blocking-stats"))
+
+
+def deliver_after_commit() -> None:
+    """The immediate delivery attempt after a change: it never fails the request, whose
+    change is stored and stays pending for the retry job."""
+    try:
+        deliver_pending()
+    except Exception as exc:  # noqa: BLE001 - the outbox keeps the change; the job retries
+        logger.warning("blocking_rules_delivery_failed", error=str(exc)[:200])
+
+
+def deliver_pending() -> dict[str, int]:
+    """Deliver the outbox: each pending scope's current rule set is written to Redis, in
+    the order the changes were queued, and its rows are deleted once Redis acknowledged.
+
+    Idempotent (a scope is always published from the rule store as it is now, so delivering
+    twice writes the same document). Rows are locked for the whole delivery, so two
+    publishers never interleave and an older rule set never overwrites a newer one. On a
+    Redis error the remaining rows stay pending with the error recorded; the retry job
+    (``blocking.deliver_rule_publications``) tries again."""
+    connection = redis_connection()
+    if connection is None:
+        return {"published": 0, "pending": BlockingRuleOutbox.objects.count()}
+    with transaction.atomic():
+        rows = list(
+            BlockingRuleOutbox.objects.select_for_update()
+            .order_by("id")
+            .values_list("id", "project_id")
+        )
+        ids_by_scope: dict[uuid.UUID | None, list[int]] = {}
+        for row_id, project_id in rows:
+            ids_by_scope.setdefault(project_id, []).append(row_id)
+        now = timezone.now()
+        delivered: list[int] = []
+        failed: list[int] = []
+        error = ""
+        for project_id, ids in ids_by_scope.items():  # first-queued scope first
+            if error:
+                failed.extend(ids)
+                continue
+            try:
+                publish_scope(connection, project_id, now)
+            except redis.RedisError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:300]
+                failed.extend(ids)
+                continue
+            delivered.extend(ids)
+        BlockingRuleOutbox.objects.filter(id__in=delivered).delete()
+        if failed:
+            BlockingRuleOutbox.objects.filter(id__in=failed).update(
+                attempts=F("attempts") + 1, last_attempt_at=now, last_error=error
+            )
+            logger.warning("blocking_rules_publication_pending", rows=len(failed), error=error)
+    return {"published": len(delivered), "pending": len(failed)}
+
+
+def pending_scopes() -> set[uuid.UUID | None]:
+    """The scopes whose rule set in Redis is out of date (one query)."""
+    return set(BlockingRuleOutbox.objects.values_list("project_id", flat=True).distinct())
+
+
+def backlog() -> dict[str, Any]:
+    """Size and age of the outbox, for ``/readyz`` and the admin."""
+    oldest = BlockingRuleOutbox.objects.order_by("id").values_list("created_at", flat=True)
+    first = oldest.first()
+    return {
+        "configured": publishing_configured(),
+        "pending": BlockingRuleOutbox.objects.count(),
+        "oldest_pending_seconds": (
+            None if first is None else round((timezone.now() - first).total_seconds(), 1)
+        ),
+    }
 
 
 def publish_all() -> dict[str, int]:

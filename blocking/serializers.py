@@ -21,7 +21,7 @@ from analytics.fields import (
 )
 from analytics.query.buckets import auto_bucket, bucket_count
 from analytics.window import WindowQuerySerializer
-from blocking import queries, validation
+from blocking import publishing, queries, validation
 from blocking.models import BlockingRule, RuleStatus, RuleType
 from budmetrics_site.openapi import COUNTRY_CODE_PATTERN
 from budmetrics_site.pagination import MAX_PAGE_SIZE
@@ -97,10 +97,19 @@ class RuleConfigField(serializers.JSONField):
     pass
 
 
+PUBLICATION_STATES = ("pending", "published")
+
+
 class BlockingRuleSerializer(StrictModelSerializer):
     rule_config = RuleConfigField()
     effective_status = serializers.CharField(read_only=True)
     created_by = serializers.SerializerMethodField()
+    publication = serializers.SerializerMethodField(
+        help_text="published: the gateway's Redis holds this rule's project (or the global) "
+        "rule set as stored. pending: a change to that rule set is stored but Redis has not "
+        "acknowledged it yet (Redis down, or publishing not configured); the publisher "
+        "retries until it has, and the gateway enforces the previous set meanwhile."
+    )
 
     class Meta:
         model = BlockingRule
@@ -120,10 +129,19 @@ class BlockingRuleSerializer(StrictModelSerializer):
             "created_by",
             "created_at",
             "updated_at",
+            "publication",
         )
         read_only_fields = ("id", "created_at", "updated_at")
         # The model's conditional unique constraints are checked in validate() instead.
         validators: list = []
+
+    @extend_schema_field(serializers.ChoiceField(choices=PUBLICATION_STATES))
+    def get_publication(self, rule: BlockingRule) -> str:
+        # One outbox query per response, shared by every rule of a list through the context.
+        if "pending_publication_scopes" not in self.context:
+            self.context["pending_publication_scopes"] = publishing.pending_scopes()
+        pending = rule.project_id in self.context["pending_publication_scopes"]
+        return "pending" if pending else "published"
 
     def get_created_by(self, rule: BlockingRule) -> str | None:
         if rule.created_by_id:

@@ -1,5 +1,6 @@
 """Rule changes that must reach the gateway: every path (admin, API, bulk actions, expiry)
-ends in ``publishing.publish_on_commit`` for the projects it touched."""
+ends in ``publishing.enqueue`` for the projects it touched, inside the transaction that
+stores the change (``BlockingRule.save``/``delete`` are atomic for that reason)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,14 @@ logger = structlog.get_logger(__name__)
 
 @receiver(post_save, sender=BlockingRule, dispatch_uid="blocking_rule_saved")
 def _rule_saved(sender: type, instance: BlockingRule, **kwargs: Any) -> None:
-    publishing.publish_on_commit({instance.project_id, instance._loaded_project_id})
+    moved_from = set() if kwargs.get("created") else {instance._loaded_project_id}
+    publishing.enqueue({instance.project_id, *moved_from})
     instance._loaded_project_id = instance.project_id
 
 
 @receiver(post_delete, sender=BlockingRule, dispatch_uid="blocking_rule_deleted")
 def _rule_deleted(sender: type, instance: BlockingRule, **kwargs: Any) -> None:
-    publishing.publish_on_commit({instance.project_id})
+    publishing.enqueue({instance.project_id})
 
 
 def rules_set_status(rules: BlockingRuleQuerySet, status: str) -> int:
@@ -42,7 +44,7 @@ def rules_set_status(rules: BlockingRuleQuerySet, status: str) -> int:
             changed.filter(expires_at__lte=now).update(status=RuleStatus.EXPIRED, updated_at=now)
             changed = changed.exclude(expires_at__lte=now)
         count = changed.update(status=status, updated_at=now)
-        publishing.publish_on_commit({row[1] for row in rows})
+        publishing.enqueue({row[1] for row in rows})
     return count
 
 
@@ -57,6 +59,6 @@ def rules_expire_due(now: Any = None) -> list[uuid.UUID]:
         BlockingRule.objects.filter(id__in=[d[0] for d in due], status=RuleStatus.ACTIVE).update(
             status=RuleStatus.EXPIRED, updated_at=now
         )
-        publishing.publish_on_commit({d[1] for d in due})
+        publishing.enqueue({d[1] for d in due})
     logger.info("blocking_rules_expired", count=len(due))
     return [d[0] for d in due]

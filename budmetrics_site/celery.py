@@ -19,6 +19,10 @@ BEAT_SCHEDULE = {
     "refresh-due-saved-queries": {"task": "analytics.refresh_due_saved_queries", "schedule": 30.0},
     "warm-dashboards": {"task": "analytics.warm_dashboards", "schedule": 30.0},
     "expire-blocking-rules": {"task": "blocking.expire_blocking_rules", "schedule": 60.0},
+    "deliver-rule-publications": {
+        "task": "blocking.deliver_rule_publications",
+        "schedule": 10.0,
+    },
     "cleanup-audit": {"task": "analytics.cleanup_audit", "schedule": 3600.0},
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

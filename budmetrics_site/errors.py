@@ -1,5 +1,7 @@
 """One error envelope for the whole API:
-``{"success": false, "error": {"code", "message", "details"}}``."""
+``{"success": false, "error": {"code", "message", "details"}}``. The Django admin is the one
+part of the site people read in a browser: its 400/403/404/500 pages are HTML
+(``handler_*`` below pick by path)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from django.core.exceptions import (
     TooManyFieldsSent,
     TooManyFilesSent,
 )
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -175,3 +179,57 @@ def json_handler_400(request: HttpRequest, exception: Exception | None = None) -
 
 def json_handler_403(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return JsonResponse(error_body("permission_denied", "Permission denied."), status=403)
+
+
+# --- Handlers by path: HTML for the admin, the JSON envelope for everything else ------------
+
+_ADMIN_500 = (
+    "<!doctype html><html lang=en><head><title>Server error | BudMetrics admin</title></head>"
+    "<body><h1>Server error (500)</h1><p>Something went wrong on our side; it has been "
+    'logged. <a href="{index}">Back to the admin</a>.</p></body></html>'
+)
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    return request.path.startswith(reverse("admin:index"))
+
+
+def _admin_page(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    """An admin-styled error page (header, user tools, breadcrumbs to the index)."""
+    from django.contrib import admin
+
+    context = {**admin.site.each_context(request), "title": title, "message": message}
+    return render(request, "admin/error_page.html", context, status=status)
+
+
+def handler_400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not _is_admin(request):
+        return json_handler_400(request, exception)
+    return _admin_page(request, 400, "Bad request", "The request could not be read.")
+
+
+def handler_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not _is_admin(request):
+        return json_handler_403(request, exception)
+    return _admin_page(
+        request,
+        403,
+        "Permission denied",
+        "Your account may not open this page. Staff who manage blocking rules, API clients, "
+        "project access and saved queries need the “BudMetrics staff” group (or the "
+        "matching permissions), given by a superuser under Authentication and "
+        "Authorization → Users.",
+    )
+
+
+def handler_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if not _is_admin(request):
+        return json_handler_404(request, exception)
+    return _admin_page(request, 404, "Page not found", f"There is no admin page at {request.path}.")
+
+
+def handler_500(request: HttpRequest) -> HttpResponse:
+    if not _is_admin(request):
+        return json_handler_500(request)
+    # No template: whatever failed may be what a template needs.
+    return HttpResponse(_ADMIN_500.format(index=reverse("admin:index")), status=500)

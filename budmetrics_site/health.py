@@ -51,8 +51,31 @@ CHECKS: dict[str, Callable[[], str]] = {
 }
 
 
+def _publication_report() -> dict[str, object]:
+    """The blocking-rule outbox (``blocking.publishing``): ``degraded`` once a change has
+    waited longer than ``BLOCKING_PUBLICATION_MAX_LAG`` seconds to reach the gateway's
+    Redis. A backlog does not make this instance unready (it serves analytics as well as
+    ever, and taking it out of rotation would not deliver anything): it is reported, with
+    ``status: degraded``, for alerting."""
+    from blocking import publishing
+
+    try:
+        report: dict[str, object] = dict(publishing.backlog())
+    except Exception as exc:  # noqa: BLE001 - the database check names the real failure
+        return {"status": "unknown", "detail": str(exc).splitlines()[0][:200]}
+    oldest = report["oldest_pending_seconds"]
+    if not report["configured"]:
+        report["status"] = "not_configured"
+    elif isinstance(oldest, float | int) and oldest > settings.BLOCKING_PUBLICATION_MAX_LAG:
+        report["status"] = "degraded"
+    else:
+        report["status"] = "ok"
+    return report
+
+
 def readyz(request: HttpRequest) -> JsonResponse:
-    """200 when every dependency answers, else 503 naming the failed ones."""
+    """200 when every dependency answers, else 503 naming the failed ones; ``degraded``
+    (still 200) when blocking-rule changes wait to be published."""
     results: dict[str, dict[str, object]] = {}
     failed = []
     for name, check in CHECKS.items():
@@ -64,6 +87,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             failed.append(name)
             results[name] = {"status": "error", "detail": str(exc).splitlines()[0][:200]}
         results[name]["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    publication = _publication_report()
     if failed:
         return JsonResponse(
             {
@@ -71,9 +95,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
                 "error": {
                     "code": "not_ready",
                     "message": f"Not ready: {', '.join(failed)} unavailable.",
-                    "details": results,
+                    "details": {**results, "blocking_rules_publication": publication},
                 },
             },
             status=503,
         )
-    return JsonResponse({"success": True, "data": {"status": "ready", "checks": results}})
+    overall = "degraded" if publication["status"] == "degraded" else "ready"
+    return JsonResponse(
+        {
+            "success": True,
+            "data": {
+                "status": overall,
+                "checks": results,
+                "blocking_rules_publication": publication,
+            },
+        }
+    )

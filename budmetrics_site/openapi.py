@@ -253,6 +253,18 @@ _CHECK_SCHEMA = {
     "required": ["status", "detail", "elapsed_ms"],
 }
 
+# The blocking-rule publication outbox, as /readyz reports it (budmetrics_site/health.py).
+_PUBLICATION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["ok", "degraded", "not_configured", "unknown"]},
+        "configured": {"type": "boolean"},
+        "pending": {"type": "integer", "description": "Queued changes Redis has not acknowledged."},
+        "oldest_pending_seconds": {"type": "number", "nullable": True},
+    },
+    "required": ["status"],
+}
+
 HEALTH_PATHS: dict[str, dict[str, Any]] = {
     "/healthz": {
         "get": {
@@ -297,11 +309,19 @@ HEALTH_PATHS: dict[str, dict[str, Any]] = {
                                     "data": {
                                         "type": "object",
                                         "properties": {
-                                            "status": {"type": "string", "enum": ["ready"]},
+                                            "status": {
+                                                "type": "string",
+                                                "enum": ["ready", "degraded"],
+                                                "description": "degraded: blocking-rule "
+                                                "changes have waited longer than "
+                                                "BLOCKING_PUBLICATION_MAX_LAG seconds to "
+                                                "reach the gateway's Redis.",
+                                            },
                                             "checks": {
                                                 "type": "object",
                                                 "additionalProperties": _CHECK_SCHEMA,
                                             },
+                                            "blocking_rules_publication": (_PUBLICATION_SCHEMA),
                                         },
                                         "required": ["status", "checks"],
                                     },

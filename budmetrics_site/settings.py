@@ -392,3 +392,16 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("budmetrics_site.logging.RequestIdMiddleware") + 1,
     "analytics.access.auth_failures.FailedAuthThrottleMiddleware",
 )
+# --- Blocking-rule publication and admin (issue 12) ----------------------------------------
+# The Redis the gateway reads blocking rules from; empty → publishing off (a start-up
+# warning and an admin banner say so). Defaults to the cache's REDIS_URL.
+BLOCKING_RULES_REDIS_URL = env.str("BLOCKING_RULES_REDIS_URL", default=REDIS_URL).strip()
+if BLOCKING_RULES_REDIS_URL and not BLOCKING_RULES_REDIS_URL.startswith(
+    ("redis://", "rediss://", "unix://")
+):
+    _fail(
+        "BLOCKING_RULES_REDIS_URL",
+        f"must start with redis://, rediss:// or unix://, got {BLOCKING_RULES_REDIS_URL!r}",
+    )
+# /readyz reports "degraded" once a rule change has waited this long to reach Redis.
+BLOCKING_PUBLICATION_MAX_LAG = _int("BLOCKING_PUBLICATION_MAX_LAG", 60, minimum=1)

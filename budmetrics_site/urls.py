@@ -18,7 +18,7 @@ urlpatterns = [
     path("gateway/", include("blocking.urls")),
 ]
 
-handler400 = "budmetrics_site.errors.json_handler_400"
-handler403 = "budmetrics_site.errors.json_handler_403"
-handler404 = "budmetrics_site.errors.json_handler_404"
-handler500 = "budmetrics_site.errors.json_handler_500"
+handler400 = "budmetrics_site.errors.handler_400"
+handler403 = "budmetrics_site.errors.handler_403"
+handler404 = "budmetrics_site.errors.handler_404"
+handler500 = "budmetrics_site.errors.handler_500"

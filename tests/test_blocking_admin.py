@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import uuid
 from datetime import timedelta
 
@@ -224,22 +226,66 @@ def test_changelist_query_count_is_flat(staff, django_assert_max_num_queries):
         assert staff.get(LIST_URL).status_code == 200
 
 
-def test_adding_an_api_client_shows_the_key_once(staff):
-    response = staff.post(
-        "/admin/analytics/apiclient/add/",
-        {
-            "name": "budapp",
-            "is_active": "on",
-            "all_projects": "on",
-            "project_access-TOTAL_FORMS": "0",
-            "project_access-INITIAL_FORMS": "0",
-        },
-        follow=True,
-    )
-    assert response.status_code == 200
-    messages = [str(m) for m in response.context["messages"]]
-    key = next(m for m in messages if "shown only now" in m).rsplit(" ", 1)[1]
-    assert ApiClient.from_key(key) == ApiClient.objects.get(name="budapp")
+def _shown_keys(response) -> list[str]:
+    return re.findall(r'<code class="api-key">([^<]+)</code>', response.content.decode())
+
+
+def _assert_key_kept_out(key, responses, test_client, caplog):
+    """Not in any Set-Cookie of the flow, the client's cookie jar, or any log record."""
+    for response in responses:
+        assert key not in response.cookies.output(), response
+    assert key not in test_client.cookies.output()
+    assert key not in caplog.text
+    assert all(key not in str(record.msg) for record in caplog.records)
+
+
+def test_a_new_api_key_is_shown_once_never_in_a_cookie_or_a_log_line(staff, caplog):
+    # Contract change (issue 12, item 4): the key used to travel in the messages cookie;
+    # it is now rendered into the answer to the POST itself.
+    with caplog.at_level(logging.DEBUG):
+        opened = staff.get("/admin/analytics/apiclient/add/")
+        added = staff.post(
+            "/admin/analytics/apiclient/add/",
+            {
+                "name": "budapp",
+                "is_active": "on",
+                "all_projects": "on",
+                "project_access-TOTAL_FORMS": "0",
+                "project_access-INITIAL_FORMS": "0",
+            },
+        )
+        client = ApiClient.objects.get(name="budapp")
+        later = [
+            staff.get("/admin/analytics/apiclient/"),
+            staff.get(f"/admin/analytics/apiclient/{client.pk}/change/"),
+        ]
+    assert added.status_code == 200
+    assert "no-store" in added["Cache-Control"]
+    [key] = _shown_keys(added)
+    assert ApiClient.from_key(key) == client
+    assert added.content.decode().count(key) == 1  # shown exactly once
+    for page in later:
+        assert key not in page.content.decode()
+    _assert_key_kept_out(key, [opened, added, *later], staff, caplog)
+
+
+def test_rotated_keys_are_shown_once_never_in_a_cookie_or_a_log_line(staff, caplog):
+    first, old_key = ApiClient.create_with_key("a")
+    second, _ = ApiClient.create_with_key("b")
+    with caplog.at_level(logging.DEBUG):
+        rotated = staff.post(
+            "/admin/analytics/apiclient/",
+            {"action": "rotate_keys", "_selected_action": [str(first.pk), str(second.pk)]},
+        )
+        after = staff.get("/admin/analytics/apiclient/")
+    assert rotated.status_code == 200
+    keys = _shown_keys(rotated)
+    assert sorted(ApiClient.from_key(k).name for k in keys) == ["a", "b"]
+    assert ApiClient.from_key(old_key) is None
+    for key in keys:
+        assert rotated.content.decode().count(key) == 1
+        assert key not in after.content.decode()
+        _assert_key_kept_out(key, [rotated, after], staff, caplog)
 
 
 def test_query_audit_is_read_only_in_the_admin(staff, superuser):

@@ -20,6 +20,8 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 
+from budmetrics_site.constraints import validate_constraints_readably
+
 logger = structlog.get_logger(__name__)
 
 KEY_PREFIX_MARKER = "bm_"
@@ -194,6 +196,20 @@ class ProjectAccess(models.Model):
     def __str__(self) -> str:
         who = self.user if self.user_id else self.api_client
         return f"{who} → {self.project_id}"
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        validate_constraints_readably(self, exclude, PROJECT_ACCESS_MESSAGES)
+
+
+# What to change, in the admin form's terms, when a ProjectAccess constraint is violated.
+PROJECT_ACCESS_MESSAGES = {
+    "project_access_one_principal": "Fill in exactly one of “User” and “Api client” (who "
+    "may read the project): not both, and not neither.",
+    "project_access_unique_user_project": "This user already has access to this project: "
+    "change “User” or “Project id”, or edit the existing entry.",
+    "project_access_unique_client_project": "This API client already has access to this "
+    "project: change “Api client” or “Project id”, or edit the existing entry.",
+}
 
 
 class QueryAudit(models.Model):
