@@ -83,10 +83,13 @@ def cached_answer(
     *,
     refresh: bool = False,
     ttl: int | None = None,
+    store: Callable[[], bool] | None = None,
 ) -> tuple[dict[str, Any], CacheInfo]:
     """The answer for this request: from cache when fresh, else computed and stored.
     ``refresh`` skips the read (background refresh writes a fresh entry); ``ttl`` replaces
-    the range-based lifetime (a saved query's entry lives until its next refresh)."""
+    the range-based lifetime (a saved query's entry lives until its next refresh);
+    ``store()``, asked after computing, False keeps the answer out of the cache (one the
+    backup ClickHouse gave must not outlive the primary's outage)."""
     if not settings.CACHE_ENABLED:
         return compute(), CacheInfo("BYPASS")
     key = cache_key(endpoint, params, scope)
@@ -104,6 +107,8 @@ def cached_answer(
         return entry["data"], CacheInfo("HIT", int(now - entry["stored_at"]))
     CACHE_MISSES.inc()
     data = compute()
+    if store is not None and not store():
+        return data, CacheInfo("MISS")
     lifetime = ttl if ttl is not None else ttl_for(end_time, now)
     entry = {"data": data, "stored_at": now, "expires_at": now + lifetime, "generation": generation}
     _set(key, entry, lifetime)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.http import HttpResponseBase
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -35,18 +37,61 @@ class EndpointView(AuditedQueryMixin, APIView):
 
     def respond(self, request: Request, params: Mapping[str, Any]) -> HttpResponseBase:
         if self.endpoint.method == "POST":
-            reject_unknown_params(request)  # a POST's input is its body: the URL carries none
+            # A POST's input is its body: the URL carries only ``debug``.
+            reject_unknown_params(request, allowed=["debug"])
+        else:
+            params = {key: value for key, value in params.items() if key != "debug"}
+        debug = debug_wanted(request)
         question = validate(self.endpoint, params)
         self.audit_params = question.audit_params
         result = answer_validated(
-            question, request.user, NORMAL, page_url=lambda offset: page_link(request, offset)
+            question,
+            request.user,
+            NORMAL,
+            page_url=lambda offset: page_link(request, offset),
+            debug=debug,
         )
         self.audit_rows = result.rows
         return json_response(request, result.payload, result.cache)
 
     def respond_to_query(self, request: Request) -> HttpResponseBase:
-        """For GET endpoints: the query string is the input."""
+        """For GET endpoints: the query string is the input (``debug`` aside)."""
         return self.respond(request, query_params_data(request.query_params))
+
+
+class DebugFlagSerializer(serializers.Serializer):
+    """The ``debug`` query parameter of every data endpoint (see ``answer_validated``).
+    Debug output shows the SQL and the server's plans, so only staff users ever get it
+    (``DEBUG_MODE`` only makes it their default); anyone else asking is told so (400)
+    rather than silently answered without it."""
+
+    debug = serializers.BooleanField(required=False)
+
+    def validate_debug(self, value: bool) -> bool:
+        principal = self.context.get("principal")
+        if value and not is_staff(principal):
+            raise serializers.ValidationError(
+                "Only staff users may ask for debug output; API keys and other users "
+                "never get it (leave debug out, or set it to false)."
+            )
+        return value
+
+
+def is_staff(principal: Any) -> bool:
+    """A Django user with ``is_staff``; an API key's principal never is."""
+    return bool(getattr(principal, "is_staff", False))
+
+
+def debug_wanted(request: Request) -> bool:
+    """Whether this request's answer carries ``meta.debug``: ``?debug=`` if given, else,
+    for staff, ``DEBUG_MODE``."""
+    raw = request.query_params.get("debug")
+    flag = DebugFlagSerializer(
+        data={} if raw is None else {"debug": raw}, context={"principal": request.user}
+    )
+    flag.is_valid(raise_exception=True)
+    default = settings.DEBUG_MODE and is_staff(request.user)
+    return bool(flag.validated_data.get("debug", default))
 
 
 def page_link(request: Request, offset: int) -> str:

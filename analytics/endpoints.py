@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+import orjson
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import exceptions
@@ -31,6 +32,7 @@ from analytics.cache import CacheInfo, cached_answer, encode
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.query.buckets import format_time
 from analytics.query.scope import ProjectScope
+from analytics.query.trace import tracing
 from analytics.query.tree import Window
 from analytics.routes_clients.queries import CLIENT_AGENT_COLUMNS, client_analytics, top_routes
 from analytics.routes_clients.serializers import (
@@ -162,27 +164,49 @@ def answer_validated(
     cache_policy: CachePolicy = NORMAL,
     *,
     page_url: PageUrl | None = None,
+    debug: bool = False,
 ) -> Answer:
     """``answer`` after ``validate``: views validate first, so the audit records the
-    parameters even when scope resolution or the query then fails."""
+    parameters even when scope resolution or the query then fails. The body's ``meta``
+    says which ClickHouse served it and, with ``debug``, what each statement did; a debug
+    answer is computed afresh and never cached (its figures are this run's), and one the
+    backup served is not cached either."""
     endpoint, data = question.endpoint, question.data
     scope = scope_for(principal, data["project_ids"])
-    value, info = cached_answer(
-        endpoint.name,
-        endpoint.cache_params(data, scope),
-        scope,
-        data["end_time"],
-        lambda: _compute(endpoint, data, scope),
-        refresh=cache_policy.refresh,
-        ttl=cache_policy.ttl,
-    )
+
+    def compute() -> Any:
+        return _compute(endpoint, data, scope)
+
+    with tracing(debug=debug) as trace:
+        if debug:
+            value, info = compute(), CacheInfo("BYPASS")
+        else:
+            value, info = cached_answer(
+                endpoint.name,
+                endpoint.cache_params(data, scope),
+                scope,
+                data["end_time"],
+                compute,
+                refresh=cache_policy.refresh,
+                ttl=cache_policy.ttl,
+                store=lambda: not trace.used_backup,
+            )
     if endpoint.finish is None:
         payload, rows = value
-        return Answer(payload, info, rows)
+        return Answer(with_meta(payload, trace.meta()), info, rows)
     links = page_url or page_url_for(endpoint, question.params)
     body = _body(endpoint, endpoint.finish(value, data, links))
     # Rendered as DRF renders a Response, so the bytes equal the endpoint's own rendering.
-    return Answer(JSONRenderer().render(body), info, endpoint.count_rows(body["data"]))
+    payload = JSONRenderer().render(body)
+    return Answer(with_meta(payload, trace.meta()), info, endpoint.count_rows(body["data"]))
+
+
+def with_meta(payload: bytes, meta: Data) -> bytes:
+    """The encoded body with its top-level ``meta`` added after the cache (so a cached
+    answer is never re-parsed: the object's closing brace is replaced)."""
+    if not payload.endswith(b"}"):
+        raise ValueError("an answer's body is a JSON object")
+    return payload[:-1] + b',"meta":' + orjson.dumps(meta, option=orjson.OPT_NON_STR_KEYS) + b"}"
 
 
 def _compute(endpoint: Endpoint, data: Data, scope: ProjectScope) -> Any:

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from budmetrics_site.clickhouse.client import get_client
+from budmetrics_site.clickhouse import failover
 from budmetrics_site.metrics import metrics_response
 
 
@@ -29,10 +29,32 @@ def _check_postgres() -> str:
     return connections["default"].vendor
 
 
+class Degraded(Exception):  # noqa: N818 - a state, not an error
+    """A dependency that answers only through its fallback: ready, but say so."""
+
+
 def _check_clickhouse() -> str:
-    client = get_client()
-    client.command("SELECT 1")
-    return "embedded chDB" if settings.CLICKHOUSE_EMBEDDED else "server"
+    """The primary; when it fails and a backup is configured, the backup (degraded)."""
+    route = failover.route()
+    try:
+        route.primary().command("SELECT 1")
+    except Exception as exc:
+        if route.backup is None:
+            raise
+        primary_error = failover.root_cause(exc)
+        try:
+            route.backup().command("SELECT 1")
+        except Exception as backup_exc:
+            raise RuntimeError(
+                f"primary: {primary_error}; backup: {_first_line(backup_exc)}"
+            ) from backup_exc
+        raise Degraded(f"primary unreachable ({primary_error}); the backup answers") from exc
+    detail = "embedded chDB" if settings.CLICKHOUSE_EMBEDDED else "server"
+    return f"{detail}, backup configured" if route.backup is not None else detail
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [""])[0][:200]
 
 
 def _check_redis() -> str:
@@ -75,14 +97,19 @@ def _publication_report() -> dict[str, object]:
 
 def readyz(request: HttpRequest) -> JsonResponse:
     """200 when every dependency answers, else 503 naming the failed ones; ``degraded``
-    (still 200) when blocking-rule changes wait to be published."""
+    (still 200) when one answers only through its fallback (the backup ClickHouse) or
+    blocking-rule changes wait to be published."""
     results: dict[str, dict[str, object]] = {}
     failed = []
+    degraded = []
     for name, check in CHECKS.items():
         started = time.perf_counter()
         try:
             detail = check()
             results[name] = {"status": "ok", "detail": detail}
+        except Degraded as exc:
+            degraded.append(name)
+            results[name] = {"status": "degraded", "detail": str(exc)}
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             failed.append(name)
             results[name] = {"status": "error", "detail": str(exc).splitlines()[0][:200]}
@@ -100,7 +127,7 @@ def readyz(request: HttpRequest) -> JsonResponse:
             },
             status=503,
         )
-    overall = "degraded" if publication["status"] == "degraded" else "ready"
+    overall = "degraded" if degraded or publication["status"] == "degraded" else "ready"
     return JsonResponse(
         {
             "success": True,

@@ -92,6 +92,65 @@ _RETRY_AFTER = {
     }
 }
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+# The data endpoints' ``debug`` query parameter (``analytics.data_view``) and the ``meta``
+# every data answer carries (``analytics.query.trace``).
+DEBUG_PARAMETER: dict[str, Any] = {
+    "name": "debug",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean"},
+    "description": "Staff users only (an API key, or a user without is_staff, asking for it "
+    "gets 400): add `meta.debug`, each statement's SQL (placeholders), plan (EXPLAIN "
+    "indexes = 1) and engine profile. The answer is computed afresh and not cached. "
+    "Default: false (for staff, DEBUG_MODE).",
+}
+_STATEMENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "sql": {"type": "string", "description": "With {name:Type} placeholders, no values."},
+        "served_by": {"type": "string", "enum": ["primary", "backup"]},
+        "storage": {"type": "string"},
+        "refused": {"type": "object", "additionalProperties": {"type": "string"}},
+        "plan": {"type": "array", "items": {"type": "string"}},
+        "profile": {
+            "type": "object",
+            "description": "The engine's figures; null where it reported none (chDB "
+            "reports its result size and elapsed time only).",
+            "properties": {
+                "engine": {"type": "string", "enum": ["chDB", "server"]},
+                **{
+                    name: {"type": "number", "nullable": True}
+                    for name in (
+                        "read_rows",
+                        "read_bytes",
+                        "result_rows",
+                        "result_bytes",
+                        "engine_elapsed_ms",
+                        "memory_usage_bytes",
+                        "client_elapsed_ms",
+                    )
+                },
+            },
+        },
+    },
+}
+RESPONSE_META_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "served_by": {
+            "type": "string",
+            "enum": ["primary", "backup"],
+            "description": "The ClickHouse that computed the answer; backup answers are "
+            "never cached.",
+        },
+        "debug": {
+            "type": "object",
+            "properties": {"statements": {"type": "array", "items": _STATEMENT_SCHEMA}},
+        },
+    },
+    "required": ["served_by"],
+}
 _RST_LITERAL = re.compile(r"``([^`]+)``")
 
 
@@ -176,10 +235,26 @@ class BudMetricsAutoSchema(AutoSchema):
             codes.add(429)
         return sorted(codes)
 
+    def is_data_endpoint(self) -> bool:
+        """A view of the endpoint registry (``analytics.data_view.EndpointView``)."""
+        return bool(getattr(self.view, "audit_endpoint", None))
+
     def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses
+        content = responses.get("200", {}).get("content", {}).get("application/json")
+        if self.is_data_endpoint() and content and "schema" in content:
+            content["schema"] = {
+                "allOf": [
+                    content["schema"],
+                    {
+                        "type": "object",
+                        "properties": {"meta": RESPONSE_META_SCHEMA},
+                        "required": ["meta"],
+                    },
+                ]
+            }
         codes = set(self.error_status_codes())
         # Error codes a view declares itself keep their description but get the envelope.
         codes.update(int(code) for code in responses if str(code)[0] in "45")
@@ -196,6 +271,8 @@ class BudMetricsAutoSchema(AutoSchema):
 
     def _get_parameters(self) -> list[dict[str, Any]]:
         parameters = super()._get_parameters()
+        if self.is_data_endpoint() and all(p["name"] != "debug" for p in parameters):
+            parameters.append(dict(DEBUG_PARAMETER))
         for parameter in parameters:
             if parameter["in"] != "query":
                 continue
@@ -246,7 +323,7 @@ _ENVELOPE_REF = {"$ref": "#/components/schemas/ErrorEnvelope"}
 _CHECK_SCHEMA = {
     "type": "object",
     "properties": {
-        "status": {"type": "string", "enum": ["ok", "error"]},
+        "status": {"type": "string", "enum": ["ok", "degraded", "error"]},
         "detail": {"type": "string"},
         "elapsed_ms": {"type": "number"},
     },
@@ -294,12 +371,14 @@ HEALTH_PATHS: dict[str, dict[str, Any]] = {
             "operationId": "readyz",
             "summary": "Readiness of Postgres, ClickHouse and Redis",
             "description": "Checks each dependency once. 503 names the failed ones in the "
-            "message; error.details holds every check as on success.",
+            "message; error.details holds every check as on success. When the primary "
+            "ClickHouse cannot be reached but the backup answers, the answer is 200 with "
+            "status `degraded` (and the clickhouse check `degraded`, saying why).",
             "tags": ["health"],
             "security": [],
             "responses": {
                 "200": {
-                    "description": "Every dependency answered.",
+                    "description": "Every dependency answered (perhaps through a fallback).",
                     "content": {
                         "application/json": {
                             "schema": {
@@ -312,7 +391,8 @@ HEALTH_PATHS: dict[str, dict[str, Any]] = {
                                             "status": {
                                                 "type": "string",
                                                 "enum": ["ready", "degraded"],
-                                                "description": "degraded: blocking-rule "
+                                                "description": "degraded: only the "
+                                                "backup ClickHouse answers, or blocking-rule "
                                                 "changes have waited longer than "
                                                 "BLOCKING_PUBLICATION_MAX_LAG seconds to "
                                                 "reach the gateway's Redis.",
@@ -343,7 +423,8 @@ HEALTH_PATHS: dict[str, dict[str, Any]] = {
             "operationId": "metrics",
             "summary": "Prometheus metrics",
             "description": "Query duration histogram, query errors by kind, cache hits, "
-            "misses and errors, in the Prometheus text exposition format.",
+            "misses and errors, queries answered by the backup ClickHouse and its circuit "
+            "breaker's state, in the Prometheus text exposition format.",
             "tags": ["health"],
             "security": [],
             "responses": {

@@ -405,3 +405,24 @@ if BLOCKING_RULES_REDIS_URL and not BLOCKING_RULES_REDIS_URL.startswith(
     )
 # /readyz reports "degraded" once a rule change has waited this long to reach Redis.
 BLOCKING_PUBLICATION_MAX_LAG = _int("BLOCKING_PUBLICATION_MAX_LAG", 60, minimum=1)
+# --- Backup ClickHouse and debug output (issue 12, items 2 and 3) ---------------------------
+# A backup server, or an embedded chDB directory, that answers when the primary cannot be
+# reached (refused, DNS, connect timeout); see budmetrics_site.clickhouse.failover.
+CLICKHOUSE_BACKUP_HOST = env.str("CLICKHOUSE_BACKUP_HOST", default="").strip()
+CLICKHOUSE_BACKUP_PORT = _int("CLICKHOUSE_BACKUP_PORT", 8123, minimum=1, maximum=65535)
+CLICKHOUSE_BACKUP_USER = env.str("CLICKHOUSE_BACKUP_USER", default="default")
+CLICKHOUSE_BACKUP_PASSWORD = env.str("CLICKHOUSE_BACKUP_PASSWORD", default="")
+CLICKHOUSE_BACKUP_SECURE = _bool("CLICKHOUSE_BACKUP_SECURE", False)
+CLICKHOUSE_BACKUP_EMBEDDED_PATH = env.str("CLICKHOUSE_BACKUP_EMBEDDED_PATH", default="").strip()
+if CLICKHOUSE_BACKUP_HOST and CLICKHOUSE_BACKUP_EMBEDDED_PATH:
+    _fail("CLICKHOUSE_BACKUP_EMBEDDED_PATH", "cannot be set together with CLICKHOUSE_BACKUP_HOST")
+if CLICKHOUSE_BACKUP_EMBEDDED_PATH and CLICKHOUSE_EMBEDDED:
+    _fail(
+        "CLICKHOUSE_BACKUP_EMBEDDED_PATH",
+        "needs a ClickHouse server as primary (CLICKHOUSE_HOST): chDB runs one engine per "
+        "process, and an embedded primary is never unreachable",
+    )
+# How long the breaker keeps queries on the backup before probing the primary again.
+CLICKHOUSE_FAILOVER_COOLDOWN_SECONDS = _int("CLICKHOUSE_FAILOVER_COOLDOWN_SECONDS", 30, minimum=1)
+# LOG_QUERIES logs parameter names with values redacted unless this is on.
+LOG_QUERY_VALUES = _bool("LOG_QUERY_VALUES", False)

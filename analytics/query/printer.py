@@ -210,3 +210,11 @@ def print_plan(plan: Plan) -> PrintedQuery:
             raise ValueError("a query reading rows needs a storage from the planner")
         sql = _print_select(select, plan.storage.table, binder)
     return PrintedQuery(sql, binder.params, plan.source, token=_PRINTER_ONLY)
+
+
+def explain(printed: PrintedQuery) -> PrintedQuery:
+    """The plan of a printed query (``EXPLAIN indexes = 1``: the parts and granules each
+    index selects), for debug output; same parameters, same tenant guard."""
+    return PrintedQuery(
+        f"EXPLAIN indexes = 1 {printed.sql}", printed.params, printed.source, token=_PRINTER_ONLY
+    )

@@ -3,7 +3,8 @@
 Values travel as server-side bound parameters; every query runs ``readonly`` with
 ``max_execution_time`` and, when asked, a result-row cap; driver failures become domain
 errors (503/504/422 once ``budmetrics_site.errors`` maps them); ``LOG_QUERIES`` logs the
-SQL (placeholders only), parameters, chosen storage, duration and row count.
+SQL (placeholders only), parameter names (values only with ``LOG_QUERY_VALUES``), chosen
+storage, the server that answered, duration and row count.
 """
 
 from __future__ import annotations
@@ -16,18 +17,21 @@ import structlog
 from clickhouse_connect.driver import exceptions as ch_errors
 from django.conf import settings
 
-from analytics.query.planner import plan
-from analytics.query.printer import PrintedQuery, print_plan
+from analytics.query import trace
+from analytics.query.planner import Plan, plan
+from analytics.query.printer import PrintedQuery, explain, print_plan
 from analytics.query.tree import BucketList, Select, UnscopedSystemQuery
+from budmetrics_site.clickhouse import failover
 from budmetrics_site.clickhouse.client import (
     QUERY_DURATION,
     error_code,
-    get_client,
     read_settings,
     translate_error,
 )
 
 logger = structlog.get_logger(__name__)
+
+REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True)
@@ -43,18 +47,32 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
-def run(printed: PrintedQuery, *, max_rows: int | None = None) -> QueryResult:
+def run(
+    printed: PrintedQuery, *, max_rows: int | None = None, chosen: Plan | None = None
+) -> QueryResult:
     """Run one printed query. A plain string is refused: SQL reaches ClickHouse only
-    through the printer (identifiers whitelisted, values bound, tenant guard in place)."""
+    through the printer (identifiers whitelisted, values bound, tenant guard in place).
+    It runs on the primary ClickHouse, or on the backup when the primary cannot be reached
+    (``budmetrics_site.clickhouse.failover``); an open trace records which, and in debug
+    the plan and profile (``chosen``: the plan, for its storage and refusals)."""
     if not isinstance(printed, PrintedQuery):
         raise TypeError("the runner takes a PrintedQuery from analytics.query.printer")
-    client = get_client()
-    started = time.perf_counter()
+    active = trace.current()
+    debug = active is not None and active.debug
+    timing: dict[str, Any] = {}
+
+    def on(client: Any) -> tuple[Any, list[str] | None]:
+        started = time.perf_counter()
+        result = client.query(
+            printed.sql, parameters=printed.params, settings=read_settings(max_rows)
+        )
+        timing["elapsed_ms"] = (time.perf_counter() - started) * 1000
+        timing["embedded"] = str(getattr(client, "uri", "")).startswith("chdb")
+        return result, (_plan_lines(client, printed) if debug else None)
+
     try:
         with QUERY_DURATION.time():
-            result = client.query(
-                printed.sql, parameters=printed.params, settings=read_settings(max_rows)
-            )
+            (result, plan_lines), served_by = failover.call(on)
     except ch_errors.Error as exc:
         translated = translate_error(exc)
         logger.warning(
@@ -66,18 +84,32 @@ def run(printed: PrintedQuery, *, max_rows: int | None = None) -> QueryResult:
         if translated is exc:
             raise
         raise translated from exc
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    elapsed_ms = timing["elapsed_ms"]
     summary = dict(result.summary or {})
     rows = [tuple(row) for row in result.result_rows]
     if settings.LOG_QUERIES:
         logger.info(
             "clickhouse_query",
             sql=printed.sql,
-            parameters=printed.params,
+            parameters=logged_parameters(printed.params),
             source=printed.source,
+            served_by=served_by,
             duration_ms=round(elapsed_ms, 2),
             rows=len(rows),
         )
+    if active is not None:
+        active.served_by.append(served_by)
+        if debug:
+            active.statements.append(
+                {
+                    "sql": printed.sql,
+                    "served_by": served_by,
+                    "storage": printed.source,
+                    "refused": dict(chosen.refused) if chosen else {},
+                    "plan": plan_lines,
+                    "profile": trace.profile_of(summary, elapsed_ms, embedded=timing["embedded"]),
+                }
+            )
     return QueryResult(
         columns=tuple(result.column_names),
         rows=rows,
@@ -88,6 +120,27 @@ def run(printed: PrintedQuery, *, max_rows: int | None = None) -> QueryResult:
     )
 
 
+def logged_parameters(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as ``LOG_QUERIES`` logs them: names only, values redacted, unless
+    ``LOG_QUERY_VALUES`` (values are tenants' data: user ids, IPs, search text)."""
+    if settings.LOG_QUERY_VALUES:
+        return params
+    return dict.fromkeys(params, REDACTED)
+
+
+def _plan_lines(client: Any, printed: PrintedQuery) -> list[str]:
+    """``EXPLAIN indexes = 1`` of the statement on the server that ran it; a plan that
+    cannot be had is said so in the output, never an error of the answer."""
+    plan_query = explain(printed)
+    try:
+        result = client.query(
+            plan_query.sql, parameters=plan_query.params, settings=read_settings()
+        )
+    except ch_errors.Error as exc:
+        return [f"EXPLAIN failed: {str(exc).splitlines()[0][:300]}"]
+    return [str(row[0]) for row in result.result_rows]
+
+
 def execute(
     query: Select | BucketList | UnscopedSystemQuery, *, max_rows: int | None = None
 ) -> QueryResult:
@@ -95,4 +148,4 @@ def execute(
     chosen = plan(query)
     if settings.LOG_QUERIES and chosen.refused:
         logger.info("query_plan", source=chosen.source, refused=dict(chosen.refused))
-    return run(print_plan(chosen), max_rows=max_rows)
+    return run(print_plan(chosen), max_rows=max_rows, chosen=chosen)
