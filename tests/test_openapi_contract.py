@@ -157,6 +157,8 @@ EXPECTED_OPERATIONS = {
     ("POST", "/gateway/saved-queries/{id}/run"),
     ("GET", "/gateway/dashboards"),
     ("GET", "/gateway/dashboards/{view}"),
+    ("GET", "/gateway/requests"),
+    ("GET", "/gateway/requests/{request_id}"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -169,6 +171,8 @@ QUERY_OPERATIONS = {
     ("GET", "/gateway/blocking-stats"),
     ("POST", "/gateway/saved-queries/{id}/run"),
     ("GET", "/gateway/dashboards/{view}"),
+    ("GET", "/gateway/requests"),
+    ("GET", "/gateway/requests/{request_id}"),
 }
 
 

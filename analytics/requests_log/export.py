@@ -18,10 +18,16 @@ from typing import Any
 
 import orjson
 import structlog
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from analytics.fields import json_text
 
 logger = structlog.get_logger(__name__)
 
@@ -104,6 +110,30 @@ def cap_trailer(fmt: str, cap: int) -> bytes:
         csv.writer(out, lineterminator="\r\n").writerow(["# truncated", text])
         return out.getvalue().encode()
     return orjson.dumps({"_truncated": True, "max_export_rows": cap, "message": text}) + b"\n"
+
+
+def capped_lines(
+    fmt: str, header: list[str], rows: Iterable[list[Any]], cap: int, *, trailer: bool = True
+) -> tuple[Iterator[bytes], Callable[[], tuple[int, bool]]]:
+    """The encoded lines of at most ``cap`` rows, with the cap trailer when more came
+    (unless ``trailer`` is off: a ``limit`` the caller chose); the second value tells
+    (rows sent, whether cut) once the lines are consumed."""
+    state = {"sent": 0, "cut": False}
+
+    def capped() -> Iterator[list[Any]]:
+        for row in rows:
+            if state["sent"] == cap:
+                state["cut"] = True
+                return
+            state["sent"] += 1
+            yield row
+
+    def lines() -> Iterator[bytes]:
+        yield from encode(fmt, header, capped())
+        if state["cut"] and trailer:
+            yield cap_trailer(fmt, cap)
+
+    return lines(), lambda: (state["sent"], state["cut"])
 
 
 class ExportBody:
@@ -196,14 +226,50 @@ def export_format(request: Request) -> str | None:
 
 
 class ExportFormatMixin:
-    """For views offering ``format=csv|ndjson``: errors still answer as the JSON envelope
-    (an error body is never a CSV file)."""
+    """For views offering ``format=csv|ndjson``: an unknown format is a 400 naming it (DRF
+    alone answers 404), and errors still answer as the JSON envelope (an error body is
+    never a CSV file)."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        try:
+            return super().perform_content_negotiation(request, force)  # type: ignore[misc]
+        except Http404:
+            name = api_settings.URL_FORMAT_OVERRIDE or "format"
+            value = request.query_params.get(name)
+            raise ValidationError(
+                {name: [f"{json_text(value, 40)} is not allowed; allowed: json, csv, ndjson."]}
+            ) from None
 
     def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
         if isinstance(response, Response) and export_format(request):
             request.accepted_renderer = JSONRenderer()
             request.accepted_media_type = "application/json"
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+
+
+def format_parameter() -> OpenApiParameter:
+    """The ``format`` query parameter of an operation that can answer as a file."""
+    return OpenApiParameter(
+        "format",
+        {"type": "string", "enum": ["json", *CONTENT_TYPES]},
+        OpenApiParameter.QUERY,
+        required=False,
+        description="json (default), or csv / ndjson: the answer as a streamed file "
+        "(Content-Disposition attachment; at most MAX_EXPORT_ROWS rows, a last line says "
+        "when the cap cut it).",
+    )
+
+
+def export_responses(json_schema: Any) -> dict[Any, Any]:
+    """The 200 answer per media type: the JSON body, or the streamed file as text."""
+    text = OpenApiResponse(
+        response=OpenApiTypes.STR, description="The export, streamed (format=csv|ndjson)."
+    )
+    return {
+        (200, "application/json"): json_schema,
+        (200, "text/csv"): text,
+        (200, "application/x-ndjson"): text,
+    }
 
 
 def analytics_rows(data: dict[str, Any]) -> tuple[list[str], Iterator[list[Any]]]:

@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
@@ -24,10 +24,11 @@ from analytics.requests_log.export import (
     EXPORT_RENDERERS,
     ExportBody,
     ExportFormatMixin,
-    cap_trailer,
-    encode,
+    capped_lines,
     export_filename,
     export_format,
+    export_responses,
+    format_parameter,
     streaming_response,
 )
 from analytics.requests_log.queries import (
@@ -43,16 +44,26 @@ from budmetrics_site.filters import reject_unknown_params
 
 RENDERERS = [JSONRenderer, BrowsableAPIRenderer, *EXPORT_RENDERERS]
 
-_ROW = serializers.DictField(help_text="One request: the asked fields, as stored.")
-_PAGE = {
-    "success": serializers.BooleanField(),
-    "data": serializers.DictField(),
-}
-
-_EXPORT_CONTENT = {
-    "text/csv": {"schema": {"type": "string"}},
-    "application/x-ndjson": {"schema": {"type": "string"}},
-}
+_PAGE = inline_serializer(
+    "RequestLogPage",
+    {
+        "success": serializers.BooleanField(),
+        "data": inline_serializer(
+            "RequestLogPageData",
+            {
+                "requests": serializers.ListField(
+                    child=serializers.DictField(), help_text="The rows: the asked fields."
+                ),
+                "next": serializers.URLField(allow_null=True),
+                "limit": serializers.IntegerField(),
+                "order": serializers.CharField(),
+                "fields": serializers.ListField(child=serializers.CharField()),
+                "start_time": serializers.CharField(),
+                "end_time": serializers.CharField(),
+            },
+        ),
+    },
+)
 
 
 def request_log_query(data: dict[str, Any], scope: Any) -> RequestLogQuery:
@@ -106,13 +117,8 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
             "every matching row (at most MAX_EXPORT_ROWS, stated in a last line when cut) "
             "as a file. IPs follow ANONYMIZE_IPS."
         ),
-        parameters=query_parameters(RequestLogQuerySerializer),
-        responses={
-            200: OpenApiResponse(
-                response=serializers.Serializer,
-                description="A page (JSON) or the export (CSV/NDJSON, streamed).",
-            )
-        },
+        parameters=[*query_parameters(RequestLogQuerySerializer), format_parameter()],
+        responses=export_responses(_PAGE),
         tags=["requests"],
     )
     def get(self, request: Request) -> Any:
@@ -127,7 +133,8 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
         scope = scope_for(request.user, data["project_ids"])
         query = request_log_query(data, scope)
         if fmt:
-            return self.export(request, fmt, query, data["limit"])
+            stated = "limit" not in serializer.initial_data
+            return self.export(request, fmt, query, data["limit"], stated=stated)
         page = request_page(query, data["limit"])
         self.audit_rows = len(page.rows)
         next_url = None
@@ -152,39 +159,30 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
             }
         )
 
-    def export(self, request: Request, fmt: str, query: RequestLogQuery, cap: int) -> Any:
-        """Stream the rows as ``fmt``; audited when the stream ends, with its row count."""
+    def export(
+        self, request: Request, fmt: str, query: RequestLogQuery, cap: int, *, stated: bool
+    ) -> Any:
+        """Stream the rows as ``fmt``; audited when the stream ends, with its row count.
+        ``stated``: the cap is MAX_EXPORT_ROWS (no ``limit``), so reaching it is said."""
         stream = stream_rows(query, cap)
         self.audit_deferred = True
-        sent = [0]
-        cut = [False]
         started = time.perf_counter()
         fields = list(query.fields)
-
-        def rows() -> Any:
-            for values in iter_values(stream, fields):
-                if sent[0] == cap:
-                    cut[0] = True
-                    return
-                sent[0] += 1
-                yield values
-
-        def lines() -> Any:
-            yield from encode(fmt, fields, rows())
-            if cut[0]:
-                yield cap_trailer(fmt, cap)
+        lines, progress = capped_lines(
+            fmt, fields, iter_values(stream, fields), cap, trailer=stated
+        )
 
         def audit(rows_sent: int, status: int) -> None:
             record_query(
                 request,
                 endpoint="requests",
-                params={**self.audit_params, "format": fmt, "capped": cut[0]},
+                params={**self.audit_params, "format": fmt, "capped": progress()[1]},
                 duration_ms=(time.perf_counter() - started) * 1000,
                 rows=rows_sent,
                 status_code=status,
             )
 
-        body = ExportBody(lines(), stream.close, audit, lambda: sent[0])
+        body = ExportBody(lines, stream.close, audit, lambda: progress()[0])
         response = streaming_response(fmt, body, export_filename("requests"))
         response["X-Export-Row-Cap"] = str(cap)
         return response
