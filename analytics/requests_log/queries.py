@@ -163,7 +163,9 @@ def converters(fields: Sequence[str]) -> list[Any]:
 
 def iter_values(stream: BlockStream, fields: Sequence[str]) -> Iterator[list[Any]]:
     """The streamed rows as lists of presented values in ``fields`` order."""
-    index = [stream.columns.index(name) for name in fields]
+    # The SELECT lists columns_for(fields) in order (an empty stream may name no columns).
+    selected = columns_for(fields)
+    index = [selected.index(name) for name in fields]
     convert = list(zip(index, converters(fields), strict=True))
     for block in stream:
         for row in block:
