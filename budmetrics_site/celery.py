@@ -20,5 +20,6 @@ BEAT_SCHEDULE = {
     "warm-dashboards": {"task": "analytics.warm_dashboards", "schedule": 30.0},
     "expire-blocking-rules": {"task": "blocking.expire_blocking_rules", "schedule": 60.0},
     "cleanup-audit": {"task": "analytics.cleanup_audit", "schedule": 3600.0},
+    "cleanup-exports": {"task": "analytics.cleanup_exports", "schedule": 300.0},
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

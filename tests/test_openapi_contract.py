@@ -159,6 +159,9 @@ EXPECTED_OPERATIONS = {
     ("GET", "/gateway/dashboards/{view}"),
     ("GET", "/gateway/requests"),
     ("GET", "/gateway/requests/{request_id}"),
+    ("POST", "/gateway/exports"),
+    ("GET", "/gateway/exports/{id}"),
+    ("GET", "/gateway/exports/{id}/download"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -173,6 +176,7 @@ QUERY_OPERATIONS = {
     ("GET", "/gateway/dashboards/{view}"),
     ("GET", "/gateway/requests"),
     ("GET", "/gateway/requests/{request_id}"),
+    ("POST", "/gateway/exports"),
 }
 
 

@@ -100,6 +100,22 @@ class RequestLogQuery:
         )
 
 
+def request_log_query(data: dict[str, Any], scope: ProjectScope) -> RequestLogQuery:
+    """The query of validated ``RequestLogQuerySerializer`` data for a caller's scope."""
+    return RequestLogQuery(
+        scope=scope,
+        start=data["start_time"],
+        end=data["end_time"],
+        fields=tuple(data["fields"]),
+        order=data["order"],
+        model_ids=tuple(data["model_ids"]),
+        endpoint_ids=tuple(data["endpoint_ids"]),
+        filters=data["filters"],
+        after=data["after"],
+        drill=data["drill"],
+    )
+
+
 def columns_for(fields: Sequence[str]) -> tuple[str, ...]:
     """The columns read: the asked fields plus the sort key (the cursor needs it)."""
     return tuple(dict.fromkeys([*fields, *SORT_KEY]))

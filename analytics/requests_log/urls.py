@@ -9,4 +9,11 @@ urlpatterns = [
         views.RequestDetailView.as_view(),
         name="gateway-request-detail",
     ),
+    path("exports", views.ExportListView.as_view(), name="gateway-exports"),
+    path("exports/<uuid:id>", views.ExportDetailView.as_view(), name="gateway-export"),
+    path(
+        "exports/<uuid:id>/download",
+        views.ExportDownloadView.as_view(),
+        name="gateway-export-download",
+    ),
 ]
