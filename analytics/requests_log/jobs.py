@@ -43,11 +43,12 @@ clock: Callable[[], float] = time.time
 # Progress is saved after every this many rows (and at the end).
 PROGRESS_ROWS = 50_000
 LINK_SALT = "budmetrics.exports.download.v1"
+EXPORT_STATUSES = ("queued", "running", "done", "failed", "expired")
 
 
 class ExportJob(models.Model):
     QUEUED, RUNNING, DONE, FAILED, EXPIRED = "queued", "running", "done", "failed", "expired"
-    STATUSES = (QUEUED, RUNNING, DONE, FAILED, EXPIRED)
+    STATUSES = EXPORT_STATUSES
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(

@@ -166,7 +166,7 @@ def _drill(attrs: dict[str, Any]) -> Drill | None:
 
 
 class ExportRequestSerializer(StrictFieldsMixin, serializers.Serializer):
-    """``POST /gateway/exports``: the request-log query (as its query parameters) and a format."""
+    """`POST /gateway/exports`: the request-log query (as its query parameters) and a format."""
 
     format = StrictChoiceField(choices=list(EXPORT_FORMATS), error_messages=choice_error("format"))
     query = serializers.DictField(

@@ -111,6 +111,7 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
     renderer_classes = RENDERERS
 
     @extend_schema(
+        operation_id="gateway_requests_list",
         summary="The request log: the rows behind every number",
         description=(
             "Rows of gateway_analytics for your projects over [start_time, end_time), newest "
@@ -203,6 +204,7 @@ class RequestDetailView(AuditedQueryMixin, APIView):
     audit_endpoint = "request"
 
     @extend_schema(
+        operation_id="gateway_request_retrieve",
         summary="One request by id",
         description="Every stored column of one request, if it belongs to a project you "
         "may read (404 otherwise, the same as an unknown id). IPs follow ANONYMIZE_IPS.",
@@ -232,7 +234,9 @@ _JOB = inline_serializer(
             "ExportJob",
             {
                 "id": serializers.UUIDField(),
-                "status": serializers.ChoiceField(choices=list(ExportJob.STATUSES)),
+                "status": serializers.CharField(
+                    help_text="queued, running, done, failed or expired."
+                ),
                 "format": serializers.ChoiceField(choices=list(EXPORT_FORMATS)),
                 "rows_written": serializers.IntegerField(),
                 "rows_total": serializers.IntegerField(allow_null=True),
