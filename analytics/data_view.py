@@ -8,9 +8,10 @@ dashboards and Celery call directly. It sits below the views modules so that ``g
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
+import orjson
 from django.conf import settings
 from django.http import HttpResponseBase
 from rest_framework import serializers
@@ -20,6 +21,7 @@ from rest_framework.views import APIView
 from analytics.access.audit import AuditedQueryMixin
 from analytics.cache import json_response
 from analytics.endpoints import NORMAL, Endpoint, answer_validated, validate
+from analytics.requests_log.export import capped_lines, export_filename, streaming_response
 from analytics.window import query_params_data
 from budmetrics_site.filters import reject_unknown_params
 
@@ -53,6 +55,29 @@ class EndpointView(AuditedQueryMixin, APIView):
         )
         self.audit_rows = result.rows
         return json_response(request, result.payload, result.cache)
+
+    def respond_export(
+        self,
+        request: Request,
+        params: Mapping[str, Any],
+        fmt: str,
+        to_rows: Callable[[dict[str, Any]], tuple[list[str], Iterator[list[Any]]]],
+    ) -> HttpResponseBase:
+        """The answer as a CSV/NDJSON file: the same validation, scope, cache and audit as
+        ``respond``, then ``to_rows`` turns the answer's data into lines, streamed."""
+        if self.endpoint.method == "POST":
+            reject_unknown_params(request)
+        question = validate(self.endpoint, params)
+        self.audit_params = {**question.audit_params, "format": fmt}
+        result = answer_validated(
+            question, request.user, NORMAL, page_url=lambda offset: page_link(request, offset)
+        )
+        header, rows = to_rows(orjson.loads(result.payload)["data"])
+        lines, _progress = capped_lines(fmt, header, rows, settings.MAX_EXPORT_ROWS)
+        self.audit_rows = result.rows
+        response = streaming_response(fmt, lines, export_filename(self.endpoint.name))
+        response["X-Export-Row-Cap"] = str(settings.MAX_EXPORT_ROWS)
+        return result.cache.apply(response)
 
     def respond_to_query(self, request: Request) -> HttpResponseBase:
         """For GET endpoints: the query string is the input (``debug`` aside)."""

@@ -299,6 +299,7 @@ def analytics_echo(data: Data, scope: ProjectScope) -> Data:
 
 def analytics_selector(data: Data, scope: ProjectScope) -> Data:
     result = run_analytics(AnalyticsQuery.from_validated(data, scope))
+    result.meta["drilldown"] = {"path": reverse("gateway-requests"), **result.meta["drilldown"]}
     return {
         "time_series": result.time_series,
         "summary": result.summary,

@@ -72,4 +72,5 @@ class GatewayAnalytics(models.ClickhouseModel):
 
 
 from analytics.access.models import ApiClient, ProjectAccess, QueryAudit  # noqa: E402,F401
+from analytics.requests_log.jobs import ExportJob  # noqa: E402,F401
 from analytics.saved_queries import SavedQuery  # noqa: E402,F401

@@ -13,6 +13,8 @@ from rest_framework.exceptions import APIException
 
 from analytics import dashboards
 from analytics.access.audit import audit_cleanup
+from analytics.requests_log import jobs
+from analytics.requests_log.jobs import ExportJob, run_job
 from analytics.saved_queries import SavedQuery, saved_queries_due, saved_query_refresh
 from budmetrics_site.errors import QueryTimeout, ServiceUnavailable, to_api_exception
 
@@ -89,6 +91,26 @@ def refresh_due_saved_queries() -> int:
 def warm_dashboards() -> int:
     """Recompute the default dashboard views of active projects whose window moved on."""
     return len(dashboards.warm_dashboards())
+
+
+@shared_task(name="analytics.run_export")
+def run_export(job_id: str) -> str:
+    """Write one background export (``analytics.requests_log.jobs``). Returns the job's
+    final status; a failure is recorded on the job (its owner reads it there), not retried:
+    the file would start over anyway, and the owner may ask again."""
+    job = ExportJob.objects.filter(pk=job_id, status=ExportJob.QUEUED).first()
+    if job is None:
+        return "missing"
+    try:
+        return run_job(job).status
+    except Exception:  # noqa: BLE001 - recorded on the job and logged by run_job
+        return ExportJob.FAILED
+
+
+@shared_task(name="analytics.cleanup_exports")
+def cleanup_exports() -> int:
+    """Delete export files past their retention (``EXPORT_RETENTION_HOURS``)."""
+    return jobs.cleanup_exports()
 
 
 @shared_task(name="analytics.cleanup_audit")

@@ -9,6 +9,7 @@ from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,6 +27,14 @@ from analytics.query.registry import (
     TAG_DIMENSION_FORM,
     TAG_KEY_PATTERN,
     tag_dimension,
+)
+from analytics.requests_log.export import (
+    EXPORT_RENDERERS,
+    ExportFormatMixin,
+    analytics_rows,
+    export_format,
+    export_responses,
+    format_parameter,
 )
 from analytics.serializers import AnalyticsRequestSerializer
 from budmetrics_site.filters import reject_unknown_params
@@ -59,8 +68,9 @@ _EXAMPLE_REQUEST = {
 }
 
 
-class AnalyticsView(EndpointView):
+class AnalyticsView(ExportFormatMixin, EndpointView):
     endpoint = ENDPOINTS["analytics"]
+    renderer_classes = [JSONRenderer, BrowsableAPIRenderer, *EXPORT_RENDERERS]
 
     @extend_schema(
         summary="Query gateway analytics",
@@ -69,16 +79,23 @@ class AnalyticsView(EndpointView):
             "bucketed by time_bucket in the given timezone, grouped and filtered by registry "
             "dimensions. See GET /gateway/analytics/schema for every metric, dimension and "
             "operator. Percentiles are exact (ClickHouse quantileExact: the value at index "
-            "floor(level·n) of the sorted response times)."
+            "floor(level·n) of the sorted response times). `?format=csv` or `?format=ndjson` "
+            "answers the same query as a file, one line per time_series point: timestamp, "
+            "the group_by dimensions, then the metrics. `meta.drilldown` turns any point "
+            "into the GET /gateway/requests query listing exactly its rows."
         ),
         request=AnalyticsRequestSerializer,
-        responses={200: _RESPONSE},
+        parameters=[format_parameter()],
+        responses=export_responses(_RESPONSE),
         examples=[
             OpenApiExample("Top models by requests", value=_EXAMPLE_REQUEST, request_only=True)
         ],
         tags=["analytics"],
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: Request) -> Any:
+        fmt = export_format(request)
+        if fmt:
+            return self.respond_export(request, request.data, fmt, analytics_rows)
         return self.respond(request, request.data)
 
 

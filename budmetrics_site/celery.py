@@ -24,5 +24,6 @@ BEAT_SCHEDULE = {
         "schedule": 10.0,
     },
     "cleanup-audit": {"task": "analytics.cleanup_audit", "schedule": 3600.0},
+    "cleanup-exports": {"task": "analytics.cleanup_exports", "schedule": 300.0},
 }
 app.conf.beat_schedule = BEAT_SCHEDULE

@@ -54,6 +54,8 @@ AREA_TAGS: tuple[tuple[str, str], ...] = (
     ("/gateway/blocking-", "blocking"),
     ("/gateway/saved-queries", "saved queries"),
     ("/gateway/dashboards", "dashboards"),
+    ("/gateway/requests", "requests"),
+    ("/gateway/exports", "requests"),
     ("/healthz", "health"),
     ("/readyz", "health"),
     ("/metrics", "health"),
@@ -67,6 +69,10 @@ TAGS: list[dict[str, str]] = [
     {"name": "blocking", "description": "Blocking rules and blocked-traffic statistics."},
     {"name": "saved queries", "description": "Named requests, run from cache when fresh."},
     {"name": "dashboards", "description": "The default dashboard views, kept warm."},
+    {
+        "name": "requests",
+        "description": "The request log behind the numbers: pages, drill-down, exports.",
+    },
     {"name": "health", "description": "Liveness, readiness and Prometheus metrics."},
 ]
 

@@ -426,3 +426,14 @@ if CLICKHOUSE_BACKUP_EMBEDDED_PATH and CLICKHOUSE_EMBEDDED:
 CLICKHOUSE_FAILOVER_COOLDOWN_SECONDS = _int("CLICKHOUSE_FAILOVER_COOLDOWN_SECONDS", 30, minimum=1)
 # LOG_QUERIES logs parameter names with values redacted unless this is on.
 LOG_QUERY_VALUES = _bool("LOG_QUERY_VALUES", False)
+# --- Request log and exports (issue 13) ------------------------------------------------------
+# Most rows one page of GET /gateway/requests may ask for (limit).
+REQUEST_LOG_MAX_LIMIT = _int("REQUEST_LOG_MAX_LIMIT", 1000, minimum=1, maximum=100_000)
+# Hard cap on the rows of one export (streamed or background); reaching it is stated in it.
+MAX_EXPORT_ROWS = _int("MAX_EXPORT_ROWS", 1_000_000, minimum=1)
+# Where background exports write their files (created when missing).
+EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(BASE_DIR / "var" / "exports")))
+# Seconds a download link of a finished export stays valid (a new one per status read).
+EXPORT_LINK_SECONDS = _int("EXPORT_LINK_SECONDS", 3600, minimum=1)
+# Hours a finished export's file is kept before the cleanup task deletes it.
+EXPORT_RETENTION_HOURS = _int("EXPORT_RETENTION_HOURS", 24, minimum=1)

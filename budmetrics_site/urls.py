@@ -14,6 +14,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("gateway/", include("analytics.urls")),
     path("gateway/", include("analytics.routes_clients.urls")),
+    path("gateway/", include("analytics.requests_log.urls")),
     path("gateway/", include("geo.urls")),
     path("gateway/", include("blocking.urls")),
 ]

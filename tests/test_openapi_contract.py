@@ -157,6 +157,11 @@ EXPECTED_OPERATIONS = {
     ("POST", "/gateway/saved-queries/{id}/run"),
     ("GET", "/gateway/dashboards"),
     ("GET", "/gateway/dashboards/{view}"),
+    ("GET", "/gateway/requests"),
+    ("GET", "/gateway/requests/{request_id}"),
+    ("POST", "/gateway/exports"),
+    ("GET", "/gateway/exports/{id}"),
+    ("GET", "/gateway/exports/{id}/download"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -169,6 +174,9 @@ QUERY_OPERATIONS = {
     ("GET", "/gateway/blocking-stats"),
     ("POST", "/gateway/saved-queries/{id}/run"),
     ("GET", "/gateway/dashboards/{view}"),
+    ("GET", "/gateway/requests"),
+    ("GET", "/gateway/requests/{request_id}"),
+    ("POST", "/gateway/exports"),
 }
 
 

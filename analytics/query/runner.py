@@ -10,6 +10,7 @@ storage, the server that answered, duration and row count.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,3 +150,85 @@ def execute(
     if settings.LOG_QUERIES and chosen.refused:
         logger.info("query_plan", source=chosen.source, refused=dict(chosen.refused))
     return run(print_plan(chosen), max_rows=max_rows, chosen=chosen)
+
+
+class BlockStream:
+    """An open streamed result: ``columns``, then blocks of row tuples as ClickHouse sends
+    them (clickhouse-connect's block streaming, on a server over HTTP and on embedded
+    chDB alike). Close it (or use it as a context manager) to end the query early; on
+    chDB an open stream holds the client's handle, so it must be consumed or closed."""
+
+    def __init__(self, printed: PrintedQuery, context: Any, blocks: Any, served_by: str) -> None:
+        self.printed = printed
+        self._context = context
+        self._blocks = blocks
+        self.served_by = served_by
+        self.columns: tuple[str, ...] = tuple(context.source.column_names)
+        self.rows = 0
+        self._closed = False
+
+    def __iter__(self) -> Iterator[list[tuple[Any, ...]]]:
+        try:
+            for block in self._blocks:
+                self.rows += len(block)
+                yield block
+        except ch_errors.Error as exc:
+            translated = translate_error(exc)
+            logger.warning("clickhouse_stream_failed", code=error_code(exc))
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._context.__exit__(None, None, None)
+        if settings.LOG_QUERIES:
+            logger.info(
+                "clickhouse_stream",
+                sql=self.printed.sql,
+                parameters=logged_parameters(self.printed.params),
+                source=self.printed.source,
+                served_by=self.served_by,
+                rows=self.rows,
+            )
+
+    def __enter__(self) -> BlockStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def stream(printed: PrintedQuery) -> BlockStream:
+    """Start a printed query as a block stream (exports: constant memory whatever the row
+    count). The same rule as ``run``: only a ``PrintedQuery``, under the read limits; the
+    row cap belongs in the query's own LIMIT."""
+    if not isinstance(printed, PrintedQuery):
+        raise TypeError("the runner takes a PrintedQuery from analytics.query.printer")
+
+    def open_on(client: Any) -> tuple[Any, Any]:
+        # The query is sent when the context is entered: a primary that cannot be reached
+        # fails here, so the stream fails over like ``run`` does.
+        context = client.query_row_block_stream(
+            printed.sql, parameters=printed.params, settings=read_settings()
+        )
+        return context, context.__enter__()
+
+    try:
+        (context, blocks), served_by = failover.call(open_on)
+        return BlockStream(printed, context, blocks, served_by)
+    except ch_errors.Error as exc:
+        translated = translate_error(exc)
+        logger.warning("clickhouse_query_failed", code=error_code(exc))
+        if translated is exc:
+            raise
+        raise translated from exc
+
+
+def execute_stream(query: Select | UnscopedSystemQuery) -> BlockStream:
+    """Plan, print and stream one query (see ``stream``)."""
+    return stream(print_plan(plan(query)))

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from analytics.query.buckets import bucket_sql
+from analytics.query.drilldown import drilldown_template
 from analytics.query.registry import METRICS, dimension
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
@@ -26,6 +27,7 @@ from analytics.query.shaper import (
     FOLDED_VALUE,
     AnalyticsResult,
     SeriesRows,
+    group_values,
     shape_series,
 )
 from analytics.query.tree import BucketList, Filter, Rows, Select
@@ -238,6 +240,10 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
             previous=previous,
         ),
     )
+    rendered_top = (
+        [group_values(query.group_by, g) for g in top_groups] if top_groups is not None else None
+    )
+    shaped.meta["drilldown"] = drilldown_template(query, rendered_top)
     groups = shaped.meta.pop("groups")
     shaped.meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
     shaped.meta["rows_read"] = rows_read
