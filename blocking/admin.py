@@ -19,6 +19,7 @@ from rest_framework.exceptions import APIException
 from analytics.query import system
 from blocking import services, validation
 from blocking.models import BlockingRule, RuleStatus
+from console import admin_charts
 
 # Form fields per rule type; every fieldset is shown and each help text names its type.
 CONFIG_FIELDS = {
@@ -138,7 +139,14 @@ class BlockingRuleAdmin(admin.ModelAdmin):
     search_fields = ("name", "description", "reason", "=project_id", "=id")
     list_select_related = ("created_by",)
     actions = ("activate", "deactivate")
-    readonly_fields = ("id", "created_by", "created_at", "updated_at", "recent_matches")
+    readonly_fields = (
+        "id",
+        "created_by",
+        "created_at",
+        "updated_at",
+        "recent_matches",
+        "matches_chart",
+    )
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "rule_type", "status", "reason")}),
         ("Scope", {"fields": ("project_id", "endpoint_id", "priority", "expires_at")}),
@@ -146,8 +154,22 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         ("Country blocking", {"fields": ("countries",)}),
         ("User-agent blocking", {"fields": ("patterns", "match_type")}),
         ("Rate-based blocking", {"fields": ("threshold", "window_seconds")}),
-        ("Activity", {"fields": ("recent_matches", "created_by", "created_at", "updated_at")}),
+        (
+            "Activity",
+            {
+                "fields": (
+                    "recent_matches",
+                    "matches_chart",
+                    "created_by",
+                    "created_at",
+                    "updated_at",
+                )
+            },
+        ),
     )
+
+    class Media:
+        js = admin_charts.CHART_JS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BlockingRule]:
         services.rules_expire_due()  # statuses are current whenever staff look
@@ -171,6 +193,15 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         except APIException as exc:
             return f"unavailable ({exc.detail})"
         return f"{count} in the last {hours} hours"
+
+    @admin.display(description=f"Matches per day, last {admin_charts.RULE_DAYS} days (UTC)")
+    def matches_chart(self, obj: BlockingRule) -> str:
+        if obj is None or obj._state.adding:
+            return "—"
+        try:
+            return admin_charts.rule_matches_chart(obj.id)
+        except APIException as exc:
+            return f"unavailable ({exc.detail})"
 
     @admin.action(description="Activate selected rules")
     def activate(self, request: HttpRequest, queryset: QuerySet[BlockingRule]) -> None:

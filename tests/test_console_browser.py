@@ -368,3 +368,82 @@ def test_staff_without_the_permission_get_an_html_403(
     )
     assert status == 403
     assert session.external() == []
+
+
+def test_rule_and_saved_query_pages_chart_their_traffic(
+    browser: Any, live_server: Any, demo: list[str], superuser: Any
+) -> None:
+    from analytics.endpoints import ENDPOINTS, answer
+    from analytics.saved_queries import SavedQuery
+    from tests.conftest import clickhouse_client
+
+    superuser.set_password(PASSWORD)
+    superuser.save()
+    # The demo's busiest rule id, counted per UTC day straight from the table (the oracle).
+    (rule_id,) = (
+        clickhouse_client()
+        .query(
+            "SELECT block_rule_id FROM gateway_analytics WHERE is_blocked "
+            "GROUP BY block_rule_id ORDER BY count() DESC LIMIT 1"
+        )
+        .result_rows[0]
+    )
+    per_day = dict(
+        clickhouse_client()
+        .query(
+            "SELECT formatDateTime(toDate(timestamp, 'UTC'), '%m-%d'), count() "
+            "FROM gateway_analytics WHERE block_rule_id = {r:UUID} GROUP BY 1",
+            parameters={"r": rule_id},
+        )
+        .result_rows
+    )
+    BlockingRule.objects.create(
+        id=rule_id,
+        name="busiest demo rule",
+        rule_type="user_agent_blocking",
+        rule_config={"patterns": ["bot"], "match_type": "substring"},
+    )
+    session = Session(browser, live_server)
+    session.login(superuser.username)
+    session.page.goto(f"{live_server.url}/admin/blocking/blockingrule/{rule_id}/change/")
+    session.page.wait_for_selector('.console-mini[data-drawn="true"]', state="attached")
+    chart = session.page.evaluate(
+        """() => { const c = Chart.getChart(document.querySelector('.console-mini canvas'));
+                   return {labels: c.data.labels, values: c.data.datasets[0].data}; }"""
+    )
+    assert len(chart["labels"]) == 7
+    assert chart["values"] == [per_day.get(day, 0) for day in chart["labels"]]
+    assert sum(chart["values"]) > 0
+    session.page.locator("fieldset", has=session.page.locator(".console-mini")).screenshot(
+        path=str(SCREENSHOTS / "rule-activity.png")
+    )
+
+    saved = SavedQuery.objects.create(
+        name="busiest routes",
+        owner=superuser,
+        endpoint="top-routes",
+        params={"limit": 5},
+        time_window="last_7d",
+    )
+    session.page.goto(f"{live_server.url}/admin/analytics/savedquery/{saved.pk}/change/")
+    assert session.page.input_value("#sq-limit") == "5"
+    session.page.fill("#sq-limit", "3")
+    session.page.dispatch_event("#sq-limit", "change")
+    assert json.loads(session.page.input_value("#id_params")) == {"limit": 3}
+    session.page.click("#sq-preview")
+    session.page.wait_for_selector('#saved-query-editor[data-state="ready"]', state="attached")
+    labels = session.page.evaluate(
+        "() => Chart.getChart(document.querySelector('.sq-result canvas')).data.labels"
+    )
+    expected = json.loads(answer(ENDPOINTS["top-routes"], {"limit": 3}, superuser).payload)
+    assert labels == [f"{r['method']} {r['path']}" for r in expected["data"]["routes"]]
+    session.page.locator(".field-params_form").screenshot(
+        path=str(SCREENSHOTS / "saved-query-preview.png")
+    )
+    # The form follows the endpoint: analytics offers its registry metrics to pick from.
+    session.page.select_option("#id_endpoint", "analytics")
+    metrics = session.page.eval_on_selector_all("#sq-metrics option", "os => os.map(o => o.value)")
+    assert "p95_ttft" in metrics
+    assert "total_requests" in metrics
+    assert session.errors == []
+    assert session.external() == []
