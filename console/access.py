@@ -12,7 +12,7 @@ from django.conf import settings
 from rest_framework.exceptions import APIException
 
 from analytics.access.scope import access_list, reads_all_projects
-from analytics.endpoints import ENDPOINTS, answer
+from analytics.endpoints import ENDPOINTS, answer_audited
 from console.models import PERMISSION
 
 logger = structlog.get_logger(__name__)
@@ -46,7 +46,7 @@ def picker_projects(user: Any) -> list[str]:
             "fill_gaps": False,
         }
         try:
-            body = answer(ENDPOINTS["analytics"], params, user).payload
+            body = answer_audited(ENDPOINTS["analytics"], params, user).payload
         except APIException as exc:  # the page still opens; its charts show the error
             logger.warning("console_project_list_failed", error=str(exc.detail)[:200])
             return sorted(projects)

@@ -61,6 +61,7 @@ def browser() -> Iterator[Any]:
             args=CHROMIUM_ARGS,
             headless=True,
             viewport={"width": 1400, "height": 1000},
+            timezone_id="America/New_York",  # the picker defaults to the browser's zone
         )
         try:
             yield context
@@ -114,7 +115,7 @@ class Session:
         self.page.click("input[type=submit]")
         self.page.wait_for_url(f"{self.base}/admin/")
 
-    def open(self, page: str, query: str = "range=7d&tz=UTC") -> None:
+    def open(self, page: str, query: str = "range=7d") -> None:
         self.page.goto(f"{self.base}/admin/traffic/{page}/?{query}")
         self.wait_ready()
 
@@ -235,6 +236,7 @@ def test_every_console_page_draws_the_api_numbers(
     overview_params = next(
         p for e, p in session.data_requests if "error_count" in p.get("metrics", [])
     )
+    assert overview_params["timezone"] == "America/New_York"  # the browser's zone
     api = api_answer(api_client_factory, "analytics", overview_params, all_projects=True)
     points = len(api["time_series"])
     assert points > 24  # 7 days of auto buckets
@@ -345,6 +347,33 @@ def test_project_picker_offers_only_the_users_projects(
     session.page.wait_for_function("() => location.search.includes('project=')")
     session.wait_ready()
     assert session.data_requests[-1][1]["project_ids"] == [mine]
+
+    # A custom range is read on the chosen zone's wall clock; an empty one says so.
+    session.page.select_option("#pick-range", "custom")
+    session.page.fill("#pick-start", "2020-01-01T00:00")
+    session.page.fill("#pick-end", "2020-01-02T00:00")
+    session.page.select_option("#pick-tz", "Asia/Kolkata")
+    session.page.wait_for_function("() => location.search.includes('Kolkata')")
+    session.wait_ready()
+    params = session.data_requests[-1][1]
+    assert (params["start_time"], params["end_time"]) == (
+        "2019-12-31T18:30:00Z",
+        "2020-01-01T18:30:00Z",
+    )
+    assert params["timezone"] == "Asia/Kolkata"
+    assert session.states() == {"overview-totals": "empty"}
+    # A range the endpoint refuses shows its message in the error state.
+    session.page.fill("#pick-end", "2020-06-01T00:00")
+    session.page.click("#pick-apply")
+    session.page.wait_for_function("() => location.search.includes('2020-06-01')")
+    session.wait_ready()
+    assert session.states() == {"overview-totals": "error"}
+    message = session.page.inner_text("#overview-totals .console-state")
+    assert "at most 90 days" in message
+    assert session.page.get_attribute("#overview-totals .console-state", "role") == "alert"
+    assert len(session.errors) == 1  # the 400, logged by the browser
+    assert "400" in session.errors[0]
+    session.errors.clear()
     assert session.errors == []
     assert session.external() == []
 
