@@ -23,7 +23,8 @@ run: install
 	$(BIN)/python manage.py migrate --database clickhouse --noinput
 	$(BIN)/python manage.py generate_traffic --rows $(DEMO_ROWS) --days 7 --projects 3 --seed 42 --if-empty
 	@echo "BudMetrics on http://$(HOST):$(PORT)/  docs: /api/docs/  redoc: /api/redoc/  admin: /admin/  ready: /readyz"
-	@echo "Create an admin login with: $(BIN)/python manage.py createsuperuser"
+	@echo "A demo staff login and API key for the demo projects (printed once): $(BIN)/python manage.py demo_access"
+	@echo "Or an admin login: $(BIN)/python manage.py createsuperuser"
 	INPROCESS_JOBS=true $(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 # Production server (README "Serving"): gunicorn, workers and threads chosen by

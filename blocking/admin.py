@@ -21,6 +21,7 @@ from rest_framework.exceptions import APIException
 from analytics.query import system
 from blocking import publishing, services, validation
 from blocking.models import BlockingRule, RuleStatus
+from console import admin_charts
 
 # How often the retry job delivers pending publications (budmetrics_site/celery.py).
 PUBLICATION_RETRY_SECONDS = 10
@@ -151,6 +152,7 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         "updated_at",
         "recent_matches",
         "publication",
+        "matches_chart",
     )
     fieldsets = (
         (None, {"fields": ("id", "name", "description", "rule_type", "status", "reason")}),
@@ -165,6 +167,7 @@ class BlockingRuleAdmin(admin.ModelAdmin):
                 "fields": (
                     "publication",
                     "recent_matches",
+                    "matches_chart",
                     "created_by",
                     "created_at",
                     "updated_at",
@@ -172,6 +175,9 @@ class BlockingRuleAdmin(admin.ModelAdmin):
             },
         ),
     )
+
+    class Media:
+        js = admin_charts.CHART_JS
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[BlockingRule]:
         services.rules_expire_due()  # statuses are current whenever staff look
@@ -230,6 +236,15 @@ class BlockingRuleAdmin(admin.ModelAdmin):
         except APIException as exc:
             return f"unavailable ({exc.detail})"
         return f"{count} in the last {hours} hours"
+
+    @admin.display(description=f"Matches per day, last {admin_charts.RULE_DAYS} days (UTC)")
+    def matches_chart(self, obj: BlockingRule) -> str:
+        if obj is None or obj._state.adding:
+            return "—"
+        try:
+            return admin_charts.rule_matches_chart(obj.id)
+        except APIException as exc:
+            return f"unavailable ({exc.detail})"
 
     @admin.action(description="Activate selected rules")
     def activate(self, request: HttpRequest, queryset: QuerySet[BlockingRule]) -> None:

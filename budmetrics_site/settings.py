@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "analytics",
     "blocking",
     "geo",
+    "console",
 ]
 
 MIDDLEWARE = [

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from analytics.access.audit import record_query
 from analytics.access.models import ApiClient, ProjectAccess, QueryAudit
 from analytics.access.principals import ApiClientPrincipal
-from analytics.access.scope import resolve_project_scope
+from analytics.access.scope import NoProjectAccess, resolve_project_scope
 from analytics.query.printer import Binder, guard_clauses
 from analytics.query.scope import ProjectScope
 from analytics.query.tree import Rows
@@ -156,10 +156,16 @@ def test_user_without_projects_gets_their_access_list(user_client_factory):
     assert resolve_project_scope(_request_as(user), []) == ProjectScope.only([P1, P2])
 
 
-def test_user_with_no_access_rows_gets_an_empty_scope_that_matches_nothing(user_client_factory):
+def test_user_with_no_access_rows_is_refused_saying_so(user_client_factory):
     user = user_client_factory([]).user
-    scope = resolve_project_scope(_request_as(user), [])
-    assert scope.project_ids == ()
+    with pytest.raises(NoProjectAccess) as caught:
+        resolve_project_scope(_request_as(user), [])
+    assert "has no project access" in str(caught.value.detail)
+    assert user.get_username() in str(caught.value.detail)
+
+
+def test_an_empty_scope_still_matches_nothing():
+    scope = ProjectScope.only([])
     assert guard_clauses(Rows(scope, timezone.now(), timezone.now()), Binder())[0] == "0"
 
 

@@ -61,12 +61,35 @@ class ProjectAccessDenied(exceptions.PermissionDenied):
         self.details = {"project_ids": names}
 
 
+class NoProjectAccess(exceptions.PermissionDenied):
+    """403 for a caller whose access list is empty and who is not allowed every project:
+    an empty 200 would read as "no traffic" when the key is merely not set up."""
+
+    default_code = "no_project_access"
+
+    def __init__(self, principal: Any) -> None:
+        client = client_of(principal)
+        if client is not None:
+            message = (
+                f"API client {client.name!r} has no project access: add project access rows "
+                'for it in the admin, or set its "All projects" flag (for a caller such as '
+                "BudApp that checks project membership itself)."
+            )
+        else:
+            message = (
+                f"User {principal.get_username()!r} has no project access: add project "
+                "access rows for it in the admin."
+            )
+        super().__init__(message)
+        self.details = {"project_ids": []}
+
+
 def scope_for(principal: Any, requested: Iterable[uuid.UUID | str]) -> ProjectScope:
     """A principal's scope for a data query, with or without a request (saved-query runs,
     dashboards and Celery tasks have only the principal). Superusers (and all-project
     clients): the requested projects or all; others: requested ⊆ access list (else 403
-    naming the foreign ones), or the whole access list when none are requested (empty →
-    no rows)."""
+    naming the foreign ones), or the whole access list when none are requested (an empty
+    list is a 403 saying so, ``NoProjectAccess``)."""
     if principal is None or not principal.is_authenticated:
         raise exceptions.NotAuthenticated()
     requested_ids = [uuid.UUID(str(p)) for p in requested]
@@ -74,6 +97,8 @@ def scope_for(principal: Any, requested: Iterable[uuid.UUID | str]) -> ProjectSc
         return ProjectScope.only(requested_ids) if requested_ids else ProjectScope.all_projects()
     allowed = set(access_list(principal))
     if not requested_ids:
+        if not allowed:
+            raise NoProjectAccess(principal)
         return ProjectScope.only(sorted(allowed, key=str))
     denied = sorted({p for p in requested_ids if p not in allowed}, key=str)
     if denied:

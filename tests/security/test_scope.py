@@ -520,13 +520,14 @@ def test_a_two_project_caller_gets_both_and_only_both(api_client_factory, spy, e
 
 
 @pytest.mark.parametrize("endpoint", DATA_ENDPOINTS)
-def test_a_caller_without_access_rows_reads_nothing(api_client_factory, spy, endpoint):
-    response = ask(api_client_factory([]), endpoint, {})
-    assert response.status_code == 200
-    assert total_requests(response) == 0
-    for printed in spy.table_reads():
-        assert "WHERE (0) AND" in printed.sql
-        assert "scope_project_ids" not in printed.params
+def test_a_caller_without_access_rows_is_refused_saying_so(api_client_factory, spy, endpoint):
+    # Issue 15: a key with no project access is a 403 that says so, not an empty 200.
+    client = api_client_factory([])
+    body = assert_error_envelope(ask(client, endpoint, {}), 403)
+    assert body["error"]["code"] == "no_project_access"
+    assert client.api_client.name in body["error"]["message"]
+    assert "All projects" in body["error"]["message"]
+    assert spy.count == 0, spy.sql
 
 
 @pytest.mark.parametrize("endpoint", DATA_ENDPOINTS)

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from analytics.demo.generator import TrafficSpec, traffic_generate
+from analytics.demo.generator import TrafficSpec, project_layout, traffic_generate
 from budmetrics_site.clickhouse.client import get_client
 from budmetrics_site.errors import ServiceUnavailable
 
@@ -69,6 +69,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc.detail)) from exc
         if result.skipped:
             self.stdout.write("gateway_analytics already has rows; nothing written (--if-empty).")
+            self._print_projects(spec)
             return
         start, finish = spec.window
         oldest_kept = datetime.now(UTC) - timedelta(days=settings.CLICKHOUSE_RETENTION_DAYS)
@@ -83,3 +84,10 @@ class Command(BaseCommand):
             f"({result.rows_per_second:,.0f} rows/s); {spec.projects} projects, "
             f"seed {spec.seed}, {start.isoformat()} to {finish.isoformat()}."
         )
+        self._print_projects(spec)
+
+    def _print_projects(self, spec: TrafficSpec) -> None:
+        """The demo project ids (the same for the same seed and count), so a first run can
+        ask for them; ``manage.py demo_access`` gives a login and a key that read them."""
+        ids = project_layout(spec.seed, spec.projects).project_ids
+        self.stdout.write(f"Demo projects (seed {spec.seed}): {' '.join(ids)}")

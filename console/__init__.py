@@ -1,0 +1,1 @@
+"""The staff traffic console: charts of the endpoints' answers inside the Django admin."""
