@@ -268,6 +268,7 @@ def test_empty_window_answers_empty_routes(superuser_client, clickhouse):
     assert body == {
         "success": True,
         "data": {"routes": [], "summary": {"total_routes": 0, "total_requests": 0}},
+        "meta": {"served_by": "primary"},
     }
 
 
