@@ -270,15 +270,22 @@ class Server:
         return int(total)
 
     def stop(self) -> None:
+        """SIGTERM to make and gunicorn; wait until every process of the group is gone,
+        since the next phase's server can only open the chDB directory after that."""
         self._stop.set()
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        try:
+            group = [psutil.Process(self.process.pid)]
+            group += group[0].children(recursive=True)
+        except psutil.Error:
+            group = []
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(group, timeout=90)
+        for proc in alive:
+            with suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=30)
+        self.process.wait()
 
 
 def run_locust(
