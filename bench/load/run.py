@@ -52,13 +52,14 @@ LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 
 SETUP = """
 import json
-from django.db import connections
+from datetime import UTC, datetime, timedelta
+from analytics.query.system import active_project_ids
 from analytics.access.models import ApiClient
 from analytics.saved_queries import SavedQuery
 client, key = ApiClient.create_with_key(name="budapp-load", all_projects=True)
-with connections["clickhouse"].cursor() as cursor:
-    cursor.execute("SELECT DISTINCT toString(project_id) FROM gateway_analytics ORDER BY 1")
-    projects = [row[0] for row in cursor.fetchall()]
+# The projects with rows (the warmer's system query, over the longest window allowed).
+until = datetime.now(UTC) + timedelta(days=1)
+projects = sorted(str(p) for p in active_project_ids(until - timedelta(days=90), until, 100))
 saved = {}
 for project in projects:
     saved[project] = [
@@ -270,15 +271,22 @@ class Server:
         return int(total)
 
     def stop(self) -> None:
+        """SIGTERM to make and gunicorn; wait until every process of the group is gone,
+        since the next phase's server can only open the chDB directory after that."""
         self._stop.set()
-        if self.process.poll() is None:
-            with suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        try:
+            group = [psutil.Process(self.process.pid)]
+            group += group[0].children(recursive=True)
+        except psutil.Error:
+            group = []
+        with suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        _gone, alive = psutil.wait_procs(group, timeout=90)
+        for proc in alive:
+            with suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=30)
+        self.process.wait()
 
 
 def run_locust(
@@ -451,11 +459,12 @@ def main() -> int:
     print(_table(header, rows))
     print()
     load = os.getloadavg()
+    origin = f"generated in {generated:.0f} s" if generated else f"of an earlier run ({data_dir})"
     print(
         f"{args.users} users (one API key, {len(access['projects'])} projects), think time "
         f"{args.wait} s, {args.seconds} s per phase, make serve: 1 process x {args.threads} "
         f"threads (embedded chDB), {os.cpu_count()} CPUs, load average {load[0]:.1f}; "
-        + (f"rows generated in {generated:.0f} s" if generated else f"rows reused from {data_dir}")
+        f"rows {origin}"
     )
     return 1 if failed else 0
 
