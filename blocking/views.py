@@ -23,7 +23,7 @@ from analytics.access.principals import api_client_of
 from analytics.access.scope import ProjectAccessDenied, allowed_project_ids, has_all_projects
 from analytics.data_view import EndpointView
 from analytics.endpoints import ENDPOINTS
-from blocking import serializers, services
+from blocking import publishing, serializers, services
 from blocking.models import BlockingRule
 from budmetrics_site.filters import reject_unknown_params
 from budmetrics_site.pagination import EnvelopePagination
@@ -161,9 +161,20 @@ class BlockingRuleViewSet(GenericViewSet):
     def destroy(self, request: Request, pk: str) -> Response:
         rule = self.get_object()
         check_project_writable(request, rule.project_id)
-        rule_id = rule.id
+        rule_id, project_id = rule.id, rule.project_id
         rule.delete()
-        return Response({"success": True, "data": {"id": str(rule_id), "deleted": True}})
+        # Whether the gateway has stopped enforcing it yet (see BlockingRuleSerializer).
+        pending = project_id in publishing.pending_scopes()
+        return Response(
+            {
+                "success": True,
+                "data": {
+                    "id": str(rule_id),
+                    "deleted": True,
+                    "publication": "pending" if pending else "published",
+                },
+            }
+        )
 
 
 class BlockingStatsView(EndpointView):

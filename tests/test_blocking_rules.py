@@ -189,7 +189,7 @@ def test_superuser_creates_reads_updates_and_deletes_a_rule(
     with django_capture_on_commit_callbacks(execute=True):
         deleted = superuser_client.delete(f"{URL}/{rule['id']}")
     assert deleted.status_code == 200
-    assert deleted.json()["data"] == {"id": rule["id"], "deleted": True}
+    assert deleted.json()["data"] == {"id": rule["id"], "deleted": True, "publication": "published"}
     assert not BlockingRule.objects.filter(pk=rule["id"]).exists()
     assert published(P1) is None
 

@@ -151,7 +151,9 @@ def test_api_changes_with_redis_stopped_are_stored_pending_then_delivered(
     )
     assert changed.status_code == 200, changed.content
     assert changed.json()["data"]["publication"] == "pending"
-    assert superuser_client.delete(f"{URL}/{gone['id']}").status_code == 200
+    deleted = superuser_client.delete(f"{URL}/{gone['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["data"] == {"id": gone["id"], "deleted": True, "publication": "pending"}
 
     assert set(BlockingRule.objects.values_list("name", flat=True)) == {"kept", "new"}
     assert BlockingRule.objects.get(name="kept").status == "inactive"

@@ -12,7 +12,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if publishing.redis_connection() is None:
-            raise CommandError("REDIS_URL is not set; there is nowhere to publish rules.")
+            raise CommandError(
+                "Neither BLOCKING_RULES_REDIS_URL nor REDIS_URL is set; there is nowhere to "
+                "publish rules."
+            )
         expired = services.rules_expire_due()
         result = publishing.publish_all()
         self.stdout.write(
