@@ -263,7 +263,7 @@ def celery_worker_on_redis(settings: Any) -> Any:
     app.conf.update(**saved)
 
 
-def _wait_for(predicate: Any, seconds: float = 20.0) -> bool:
+def _wait_for(predicate: Any, seconds: float = 90.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
