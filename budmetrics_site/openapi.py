@@ -81,7 +81,8 @@ ERROR_DESCRIPTIONS: dict[int, str] = {
     "error.details lists the messages per field.",
     401: "No credentials, or an unknown or revoked API key.",
     403: "Not allowed: a project outside the caller's access list (named in the message), "
-    "a change the caller may not make, or a session request without a CSRF token.",
+    "a caller with no project access at all (no_project_access), a change the caller may "
+    "not make, or a session request without a CSRF token.",
     404: "No such object visible to the caller, or a page past the last one.",
     413: "The request body is larger than the server accepts.",
     422: "The query needed more memory or rows than allowed; narrow the range, coarsen "

@@ -84,6 +84,7 @@ class ConsoleDataView(APIView):
 
     authentication_classes = [SessionAuthentication]
     permission_classes = [ConsolePermission]
+    schema = None  # an admin page's helper, not part of the API contract (/api/schema/)
 
     def post(self, request: Request, endpoint: str) -> HttpResponse:
         result = answer_audited(

@@ -360,15 +360,12 @@ def test_ips_are_shown_in_full_by_default(superuser_client, clickhouse):
     assert [e["ip_address"] for e in data["blocked_ips"]] == ["203.0.113.77"]
 
 
-def test_principal_without_access_rows_sees_nothing(user_client_factory, traffic):
-    data = user_client_factory([]).get(URL, WINDOW).json()["data"]
-    assert data["summary"] == {
-        "total_blocked": 0,
-        "total_requests": 0,
-        "block_rate": 0.0,
-        "unique_blocked_ips": 0,
-    }
-    assert data["blocked_ips"] == []
+def test_principal_without_access_rows_is_refused_saying_so(user_client_factory, traffic):
+    # Issue 15: no project access is a 403 that says so (it was an empty 200).
+    response = user_client_factory([]).get(URL, WINDOW)
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "no_project_access"
+    assert "has no project access" in response.json()["error"]["message"]
 
 
 def test_explicit_project_ids_narrow_a_superuser(superuser_client, traffic, rules):
