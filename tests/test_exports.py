@@ -259,3 +259,12 @@ def test_analytics_exports_one_line_per_point(superuser_client, clickhouse):
             assert line == want
     audit = QueryAudit.objects.filter(endpoint="analytics").latest("created_at")
     assert audit.params["format"] == "ndjson"
+
+
+def test_exports_mask_ips_when_anonymize_ips_is_on(settings, superuser_client, clickhouse):
+    clickhouse([make_row(project_id=P1, timestamp=T0, client_ip="203.0.113.7")])
+    plain = _body(_export(superuser_client, "ndjson", fields="client_ip"))
+    assert json.loads(plain) == {"client_ip": "203.0.113.7"}
+    settings.ANONYMIZE_IPS = True
+    masked = _body(_export(superuser_client, "csv", fields="client_ip")).decode()
+    assert masked.splitlines() == ["client_ip", "203.0.113.0"]

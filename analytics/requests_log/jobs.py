@@ -25,7 +25,7 @@ from analytics.access.models import ApiClient
 from analytics.access.principals import ApiClientPrincipal
 from analytics.access.scope import scope_for
 from analytics.requests_log.cursor import caller_of
-from analytics.requests_log.export import capped_lines
+from analytics.requests_log.export import capped_lines, request_log_cells
 from analytics.requests_log.queries import (
     RequestLogQuery,
     iter_values,
@@ -146,7 +146,12 @@ def write_export(job: ExportJob, query: RequestLogQuery, cap: int, *, trailer: b
 
     try:
         lines, progress = capped_lines(
-            job.format, fields, counted(iter_values(stream, fields)), cap, trailer=trailer
+            job.format,
+            fields,
+            counted(iter_values(stream, fields)),
+            cap,
+            trailer=trailer,
+            cells=request_log_cells(fields),
         )
         with partial.open("wb") as out:
             for chunk in lines:

@@ -43,6 +43,7 @@ from analytics.requests_log.export import (
     export_format,
     export_responses,
     format_parameter,
+    request_log_cells,
     streaming_response,
 )
 from analytics.requests_log.jobs import ExportJob, download_token, token_valid
@@ -176,7 +177,12 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
         started = time.perf_counter()
         fields = list(query.fields)
         lines, progress = capped_lines(
-            fmt, fields, iter_values(stream, fields), cap, trailer=stated
+            fmt,
+            fields,
+            iter_values(stream, fields),
+            cap,
+            trailer=stated,
+            cells=request_log_cells(fields),
         )
 
         def audit(rows_sent: int, status: int) -> None:
