@@ -123,16 +123,26 @@ def csv_lines(
     writer = csv.writer(line, lineterminator="\r\n")
     writer.writerow([neutralise(name) for name in header])
     yield line.take()
-    convert = None if cells is None else [(i, fn) for i, fn in enumerate(cells) if fn]
-    for count, row in enumerate(rows, start=1):
-        if convert is None:
+    if cells is None:
+        for count, row in enumerate(rows, start=1):
             writer.writerow([csv_cell(value) for value in row])
-        else:
+            if count % LINES_PER_CHUNK == 0:
+                yield line.take()
+    else:
+        # Text columns are neutralised inline (a call per cell costs a third of the time).
+        texts = [i for i, fn in enumerate(cells) if fn is text_cell]
+        convert = [(i, fn) for i, fn in enumerate(cells) if fn and fn is not text_cell]
+        first = _FORMULA_FIRST
+        for count, row in enumerate(rows, start=1):
+            for i in texts:
+                value = row[i]
+                if value[:1] in first:
+                    row[i] = "'" + value
             for i, fn in convert:
                 row[i] = fn(row[i])
             writer.writerow(row)
-        if count % LINES_PER_CHUNK == 0:
-            yield line.take()
+            if count % LINES_PER_CHUNK == 0:
+                yield line.take()
     rest = line.take()
     if rest:
         yield rest

@@ -336,6 +336,9 @@ class ExportListView(AuditedQueryMixin, APIView):
                 {f"query.{name}": messages for name, messages in check.errors.items()}
             )
         scope_for(request.user, check.validated_data["project_ids"])  # 403 now, not later
+        # The window as resolved now: a job that waits in the queue exports what was asked.
+        params["start_time"] = format_time(check.validated_data["start_time"])
+        params["end_time"] = format_time(check.validated_data["end_time"])
         owner = {"owner_client": request.user.api_client} if client_of(request.user) else {}
         job = ExportJob.objects.create(
             format=fmt, params=params, owner=None if owner else request.user, **owner
