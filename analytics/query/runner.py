@@ -203,10 +203,15 @@ class BlockStream:
         self.close()
 
 
-def stream(printed: PrintedQuery) -> BlockStream:
+# Read formats a stream may ask for: clickhouse-connect decodes these types as text
+# (an export writes UUIDs as text anyway; decoding them to ``uuid.UUID`` first is waste).
+TEXT_FORMATS = {"UUID": "string"}
+
+
+def stream(printed: PrintedQuery, *, text_uuids: bool = False) -> BlockStream:
     """Start a printed query as a block stream (exports: constant memory whatever the row
     count). The same rule as ``run``: only a ``PrintedQuery``, under the read limits; the
-    row cap belongs in the query's own LIMIT."""
+    row cap belongs in the query's own LIMIT. ``text_uuids``: UUIDs arrive as text."""
     if not isinstance(printed, PrintedQuery):
         raise TypeError("the runner takes a PrintedQuery from analytics.query.printer")
 
@@ -214,7 +219,10 @@ def stream(printed: PrintedQuery) -> BlockStream:
         # The query is sent when the context is entered: a primary that cannot be reached
         # fails here, so the stream fails over like ``run`` does.
         context = client.query_row_block_stream(
-            printed.sql, parameters=printed.params, settings=read_settings()
+            printed.sql,
+            parameters=printed.params,
+            settings=read_settings(),
+            query_formats=dict(TEXT_FORMATS) if text_uuids else None,
         )
         return context, context.__enter__()
 
@@ -229,6 +237,6 @@ def stream(printed: PrintedQuery) -> BlockStream:
         raise translated from exc
 
 
-def execute_stream(query: Select | UnscopedSystemQuery) -> BlockStream:
+def execute_stream(query: Select | UnscopedSystemQuery, *, text_uuids: bool = False) -> BlockStream:
     """Plan, print and stream one query (see ``stream``)."""
-    return stream(print_plan(plan(query)))
+    return stream(print_plan(plan(query)), text_uuids=text_uuids)

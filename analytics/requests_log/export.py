@@ -73,15 +73,76 @@ class _Line:
         return text.encode()
 
 
-def csv_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
+def text_cell(value: Any) -> Any:
+    """A text column's cell (``csv_cell`` for a column known to hold strings)."""
+    return "'" + value if value[:1] in _FORMULA_FIRST else value
+
+
+def bool_cell(value: Any) -> str:
+    return "true" if value else "false"
+
+
+_FORMULA_FIRST = frozenset(FORMULA_PREFIXES)
+# Request-log columns by how a CSV cell shows them: numbers and the engine's ids and times
+# as written (they cannot start with a formula character), booleans as true/false, the
+# tags map as JSON, every other (text) column neutralised.
+_AS_WRITTEN = frozenset(
+    {
+        "request_id", "timestamp", "project_id", "model_id", "endpoint_id", "block_rule_id",
+        "latitude", "longitude", "status_code", "response_time_ms", "gateway_processing_ms",
+        "input_tokens", "output_tokens", "total_tokens", "cost", "request_size",
+        "response_size", "ttft_ms", "attempts", "cached_input_tokens",
+    }
+)  # fmt: skip
+_BOOLEANS = frozenset({"is_bot", "is_blocked", "is_streaming"})
+
+
+def request_log_cells(fields: Iterable[str]) -> list[Callable[[Any], Any] | None]:
+    """Per request-log column, the cell converter (None: written as it is)."""
+    cells: list[Callable[[Any], Any] | None] = []
+    for name in fields:
+        if name in _AS_WRITTEN:
+            cells.append(None)
+        elif name in _BOOLEANS:
+            cells.append(bool_cell)
+        elif name == "tags":
+            cells.append(csv_cell)
+        else:
+            cells.append(text_cell)
+    return cells
+
+
+def csv_lines(
+    header: list[str],
+    rows: Iterable[list[Any]],
+    cells: list[Callable[[Any], Any] | None] | None = None,
+) -> Iterator[bytes]:
+    """CSV lines, a chunk per LINES_PER_CHUNK rows. ``cells``: a converter per column
+    when the column types are known (None: as written), else ``csv_cell`` for every value."""
     line = _Line()
     writer = csv.writer(line, lineterminator="\r\n")
     writer.writerow([neutralise(name) for name in header])
     yield line.take()
-    for count, row in enumerate(rows, start=1):
-        writer.writerow([csv_cell(value) for value in row])
-        if count % LINES_PER_CHUNK == 0:
-            yield line.take()
+    if cells is None:
+        for count, row in enumerate(rows, start=1):
+            writer.writerow([csv_cell(value) for value in row])
+            if count % LINES_PER_CHUNK == 0:
+                yield line.take()
+    else:
+        # Text columns are neutralised inline (a call per cell costs a third of the time).
+        texts = [i for i, fn in enumerate(cells) if fn is text_cell]
+        convert = [(i, fn) for i, fn in enumerate(cells) if fn and fn is not text_cell]
+        first = _FORMULA_FIRST
+        for count, row in enumerate(rows, start=1):
+            for i in texts:
+                value = row[i]
+                if value[:1] in first:
+                    row[i] = "'" + value
+            for i, fn in convert:
+                row[i] = fn(row[i])
+            writer.writerow(row)
+            if count % LINES_PER_CHUNK == 0:
+                yield line.take()
     rest = line.take()
     if rest:
         yield rest
@@ -98,8 +159,13 @@ def ndjson_lines(header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes
         yield b"".join(chunk)
 
 
-def encode(fmt: str, header: list[str], rows: Iterable[list[Any]]) -> Iterator[bytes]:
-    return csv_lines(header, rows) if fmt == "csv" else ndjson_lines(header, rows)
+def encode(
+    fmt: str,
+    header: list[str],
+    rows: Iterable[list[Any]],
+    cells: list[Callable[[Any], Any] | None] | None = None,
+) -> Iterator[bytes]:
+    return csv_lines(header, rows, cells) if fmt == "csv" else ndjson_lines(header, rows)
 
 
 def cap_trailer(fmt: str, cap: int) -> bytes:
@@ -113,7 +179,13 @@ def cap_trailer(fmt: str, cap: int) -> bytes:
 
 
 def capped_lines(
-    fmt: str, header: list[str], rows: Iterable[list[Any]], cap: int, *, trailer: bool = True
+    fmt: str,
+    header: list[str],
+    rows: Iterable[list[Any]],
+    cap: int,
+    *,
+    trailer: bool = True,
+    cells: list[Callable[[Any], Any] | None] | None = None,
 ) -> tuple[Iterator[bytes], Callable[[], tuple[int, bool]]]:
     """The encoded lines of at most ``cap`` rows, with the cap trailer when more came
     (unless ``trailer`` is off: a ``limit`` the caller chose); the second value tells
@@ -129,7 +201,7 @@ def capped_lines(
             yield row
 
     def lines() -> Iterator[bytes]:
-        yield from encode(fmt, header, capped())
+        yield from encode(fmt, header, capped(), cells)
         if state["cut"] and trailer:
             yield cap_trailer(fmt, cap)
 

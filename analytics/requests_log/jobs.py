@@ -24,10 +24,8 @@ from analytics.access.audit import record_query_as
 from analytics.access.models import ApiClient
 from analytics.access.principals import ApiClientPrincipal
 from analytics.access.scope import scope_for
-from analytics.query.runner import execute
-from analytics.query.tree import Select
 from analytics.requests_log.cursor import caller_of
-from analytics.requests_log.export import capped_lines
+from analytics.requests_log.export import capped_lines, request_log_cells
 from analytics.requests_log.queries import (
     RequestLogQuery,
     iter_values,
@@ -131,19 +129,14 @@ def token_valid(token: str, job: ExportJob) -> bool:
     return payload.get("j") == str(job.id) and int(payload.get("e", 0)) > clock()
 
 
-def count_rows(query: RequestLogQuery) -> int:
-    result = execute(Select(columns=(("count()", "n"),), source=query.rows()))
-    return int(result.rows[0][0]) if result.rows else 0
-
-
 def write_export(job: ExportJob, query: RequestLogQuery, cap: int, *, trailer: bool = True) -> None:
     """Stream the query into the job's file (``.part`` until complete), saving progress."""
-    job.rows_total = min(count_rows(query), cap)
+    stream = stream_rows(query, cap)  # plans its slices with a count per minute
+    job.rows_total = min(stream.total, cap)
     job.save(update_fields=["rows_total"])
     Path(settings.EXPORT_DIR).mkdir(parents=True, exist_ok=True)
     partial = job.path.with_suffix(job.path.suffix + ".part")
     fields = list(query.fields)
-    stream = stream_rows(query, cap)
 
     def counted(values: Iterator[list[Any]]) -> Iterator[list[Any]]:
         for number, row in enumerate(values, start=1):
@@ -153,7 +146,12 @@ def write_export(job: ExportJob, query: RequestLogQuery, cap: int, *, trailer: b
 
     try:
         lines, progress = capped_lines(
-            job.format, fields, counted(iter_values(stream, fields)), cap, trailer=trailer
+            job.format,
+            fields,
+            counted(iter_values(stream, fields)),
+            cap,
+            trailer=trailer,
+            cells=request_log_cells(fields),
         )
         with partial.open("wb") as out:
             for chunk in lines:

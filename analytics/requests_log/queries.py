@@ -7,10 +7,12 @@ guard; the planner always answers from the raw table (these are rows, not aggreg
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from django.conf import settings
 
 from analytics.access.privacy import present_ip
 from analytics.query.buckets import bucket_sql, format_time
@@ -149,10 +151,6 @@ def present(value: Any, name: str) -> Any:
 UUID_FIELDS = frozenset({"request_id", "project_id", "model_id", "endpoint_id", "block_rule_id"})
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
 def _uuid_text(value: Any) -> Any:
     return str(value) if value is not None else None
 
@@ -161,31 +159,45 @@ def _ip(value: Any) -> Any:
     return present_ip(value) or ""
 
 
+def fast_time(value: datetime) -> str:
+    """``format_time`` for the UTC datetimes the engine returns, without the zone
+    conversion (an export formats millions)."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else format_time(value)
+
+
 def converters(fields: Sequence[str]) -> list[Any]:
     """``present`` per column, chosen once per query instead of once per value (exports
-    convert millions of values)."""
-    chosen = []
+    convert millions of values); None where the stored value is shown as it is."""
+    chosen: list[Any] = []
     for name in fields:
         if name == "timestamp":
-            chosen.append(format_time)
+            chosen.append(fast_time)
         elif name in UUID_FIELDS:
             chosen.append(_uuid_text)
         elif name in IP_FIELDS:
             chosen.append(_ip)
         else:
-            chosen.append(_identity)
+            chosen.append(None)
     return chosen
 
 
-def iter_values(stream: BlockStream, fields: Sequence[str]) -> Iterator[list[Any]]:
+def iter_values(
+    stream: Iterable[list[tuple[Any, ...]]], fields: Sequence[str]
+) -> Iterator[list[Any]]:
     """The streamed rows as lists of presented values in ``fields`` order."""
-    # The SELECT lists columns_for(fields) in order (an empty stream may name no columns).
-    selected = columns_for(fields)
-    index = [selected.index(name) for name in fields]
-    convert = list(zip(index, converters(fields), strict=True))
+    # The SELECT lists columns_for(fields): the fields first, in order, then any sort-key
+    # column they lack. Only the columns that need it are converted.
+    # Streams read UUIDs as text, and IPs stay as stored unless ANONYMIZE_IPS.
+    width = len(fields)
+    skip = {_uuid_text} if settings.ANONYMIZE_IPS else {_uuid_text, _ip}
+    convert = [(i, fn) for i, fn in enumerate(converters(fields)) if fn not in (None, *skip)]
     for block in stream:
         for row in block:
-            yield [fn(row[i]) for i, fn in convert]
+            values = list(row[:width])
+            for i, fn in convert:
+                values[i] = fn(values[i])
+            yield values
 
 
 def row_dict(columns: Sequence[str], row: Sequence[Any], fields: Sequence[str]) -> dict[str, Any]:
@@ -231,6 +243,87 @@ def request_by_id(scope: ProjectScope, request_id: uuid.UUID) -> dict[str, Any] 
     return row_dict(result.columns, result.rows[0], FIELDS)
 
 
-def stream_rows(query: RequestLogQuery, cap: int) -> BlockStream:
+# Rows per slice of a streamed export: the engine sorts one slice at a time, so this bounds
+# its memory, whatever the export's size (bench/export_stream.py measures it).
+SLICE_ROWS = 50_000
+_MINUTE = timedelta(minutes=1)
+
+
+def minute_counts(query: RequestLogQuery) -> list[tuple[datetime, int]]:
+    """Rows per minute matching the query (every filter, cursor and drill-down applied),
+    in the query's order: one cheap aggregation that plans the export's slices."""
+    direction = "DESC" if query.order == "newest" else "ASC"
+    result = execute(
+        Select(
+            columns=(("toStartOfMinute(timestamp)", "minute"), ("count()", "rows")),
+            source=query.rows(),
+            group_by=("minute",),
+            order_by=(f"minute {direction}",),
+        )
+    )
+    return [(minute, int(rows)) for minute, rows in result.rows]
+
+
+def export_slices(
+    query: RequestLogQuery, cap: int, slice_rows: int
+) -> tuple[list[tuple[datetime, datetime]], int]:
+    """Consecutive time ranges, in the export's order, of at most ``slice_rows`` rows
+    each (or one minute, if a minute holds more), covering the first ``cap + 1`` rows;
+    and how many rows match in all. Rows of one timestamp share a minute, so a slice never
+    splits a tie."""
+    slices: list[tuple[datetime, datetime]] = []
+    total = 0
+    current: list[datetime] = []
+    current_rows = 0
+    for minute, rows in minute_counts(query):
+        if total <= cap:
+            if current and current_rows + rows > slice_rows:
+                slices.append((min(current), max(current) + _MINUTE))
+                current, current_rows = [], 0
+            current.append(minute)
+            current_rows += rows
+        total += rows
+    if current:
+        slices.append((min(current), max(current) + _MINUTE))
+    return slices, total
+
+
+class SlicedStream:
+    """The export's rows as one stream of blocks, read one time slice after another (one
+    ClickHouse stream open at a time), each slice sorted by the engine: the same rows in
+    the same order as one ``ORDER BY … LIMIT`` query, in bounded memory."""
+
+    def __init__(self, query: RequestLogQuery, cap: int, slice_rows: int | None = None) -> None:
+        self.query = query
+        self.cap = cap
+        self.slices, self.total = export_slices(query, cap, slice_rows or SLICE_ROWS)
+        self._current: BlockStream | None = None
+        self._closed = False
+
+    def __iter__(self) -> Iterator[list[tuple[Any, ...]]]:
+        remaining = self.cap + 1  # one more tells the cap was reached
+        try:
+            for start, end in self.slices:
+                if remaining <= 0 or self._closed:
+                    break
+                part = replace(
+                    self.query, start=max(start, self.query.start), end=min(end, self.query.end)
+                )
+                self._current = execute_stream(log_select(part, remaining), text_uuids=True)
+                for block in self._current:
+                    remaining -= len(block)
+                    yield block
+                self._current = None
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._current is not None:
+            self._current.close()
+            self._current = None
+
+
+def stream_rows(query: RequestLogQuery, cap: int) -> SlicedStream:
     """The rows as a block stream, at most ``cap + 1`` (one more tells the cap was hit)."""
-    return execute_stream(log_select(query, cap + 1))
+    return SlicedStream(query, cap)

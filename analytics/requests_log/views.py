@@ -43,6 +43,7 @@ from analytics.requests_log.export import (
     export_format,
     export_responses,
     format_parameter,
+    request_log_cells,
     streaming_response,
 )
 from analytics.requests_log.jobs import ExportJob, download_token, token_valid
@@ -176,7 +177,12 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
         started = time.perf_counter()
         fields = list(query.fields)
         lines, progress = capped_lines(
-            fmt, fields, iter_values(stream, fields), cap, trailer=stated
+            fmt,
+            fields,
+            iter_values(stream, fields),
+            cap,
+            trailer=stated,
+            cells=request_log_cells(fields),
         )
 
         def audit(rows_sent: int, status: int) -> None:
@@ -330,6 +336,9 @@ class ExportListView(AuditedQueryMixin, APIView):
                 {f"query.{name}": messages for name, messages in check.errors.items()}
             )
         scope_for(request.user, check.validated_data["project_ids"])  # 403 now, not later
+        # The window as resolved now: a job that waits in the queue exports what was asked.
+        params["start_time"] = format_time(check.validated_data["start_time"])
+        params["end_time"] = format_time(check.validated_data["end_time"])
         owner = {"owner_client": request.user.api_client} if client_of(request.user) else {}
         job = ExportJob.objects.create(
             format=fmt, params=params, owner=None if owner else request.user, **owner
