@@ -362,3 +362,7 @@ LOGGING = {
 from budmetrics_site.logging import configure as _configure_logging  # noqa: E402
 
 _configure_logging(LOGGING, json_logs=JSON_LOGS, debug=DEBUG_MODE)
+
+# --- rollups (issue 11) -------------------------------------------------------------------
+# TTL of the rollup tables: long-range trends outlive the raw rows' CLICKHOUSE_RETENTION_DAYS.
+ROLLUP_RETENTION_DAYS = _int("ROLLUP_RETENTION_DAYS", 730, minimum=1, maximum=7300)

@@ -199,6 +199,25 @@ def metric(rows: list[dict[str, Any]], name: str, seconds: float = 1.0) -> Any:
     return llm_metric(rows, name)
 
 
+def within_sketch_bound(rows: list[dict[str, Any]], name: str, value: Any) -> bool:
+    """Whether a rollup's sketch ``value`` of metric ``name`` holds the bound the registry
+    states: a percentile within 1% of the value at a rank between floor(level·(n-1)) and
+    floor(level·n); a distinct count within 1% of the exact count."""
+    if name in LEVELS or name in TTFT_LEVELS:
+        if name in LEVELS:
+            ordered, level = sorted(r["response_time_ms"] for r in rows), LEVELS[name]
+        else:
+            ordered = sorted(r["ttft_ms"] for r in rows if has_ttft(r))
+            level = TTFT_LEVELS[name]
+        if not ordered:
+            return value is None
+        n = len(ordered)
+        low, high = ordered[int(level * (n - 1))], ordered[int(level * n)]
+        return value is not None and low * 0.99 - 1 <= value <= high * 1.01 + 1
+    exact = metric(rows, name)
+    return value is not None and abs(value - exact) <= 0.01 * exact
+
+
 def has_ttft(row: dict[str, Any]) -> bool:
     return bool(row["is_streaming"]) and row["ttft_ms"] > 0
 

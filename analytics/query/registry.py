@@ -462,3 +462,36 @@ AUTO_BUCKET_POINT_BUDGET = 300
 # Boolean filter trees may nest and/or/not this deep.
 MAX_FILTER_DEPTH = 5
 MAX_FILTER_VALUES = 1000
+
+# --- rollups (issue 11): the sketches rollups keep, and their error bounds ---------------
+# Percentiles in a rollup come from a DDSketch (ClickHouse quantilesDD) of this relative
+# accuracy; distinct counts from uniqCombined64 (a HyperLogLog with 2^17 cells, exact
+# while small). The bounds below are what a rollup answer promises against raw rows; the
+# schema endpoint and ``meta.approximate`` state them, the property test checks them.
+QUANTILE_SKETCH_ACCURACY = 0.01
+DISTINCT_SKETCH_RELATIVE_ERROR = 0.01
+_QUANTILE_BOUND = (
+    "within 1% (relative) of the value at a rank between floor(level·(n-1)) and "
+    "floor(level·n) of the sorted values (DDSketch, relative accuracy 0.01; the exact "
+    "metric is the value at floor(level·n))"
+)
+_DISTINCT_BOUND = (
+    "within 1% (relative) of the exact distinct count (uniqCombined64: exact for small "
+    "sets, then a 2^17-cell HyperLogLog with a standard error of about 0.3%)"
+)
+SKETCH_BOUNDS: dict[str, str] = {
+    **{
+        name: _QUANTILE_BOUND
+        for name in (
+            "p50_response_time",
+            "p90_response_time",
+            "p95_response_time",
+            "p99_response_time",
+            "p50_ttft",
+            "p95_ttft",
+            "p99_ttft",
+        )
+    },
+    "unique_users": _DISTINCT_BOUND,
+    "unique_ips": _DISTINCT_BOUND,
+}
