@@ -3,6 +3,7 @@ against the very rows a test inserted. It shares no code with the query builder.
 
 from __future__ import annotations
 
+import math
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -201,8 +202,8 @@ def metric(rows: list[dict[str, Any]], name: str, seconds: float = 1.0) -> Any:
 
 def within_sketch_bound(rows: list[dict[str, Any]], name: str, value: Any) -> bool:
     """Whether a rollup's sketch ``value`` of metric ``name`` holds the bound the registry
-    states: a percentile within 1% of the value at a rank between floor(level·(n-1)) and
-    floor(level·n); a distinct count within 1% of the exact count."""
+    states: a percentile at most 1% below the value at index ceil(level·n)-1 (and never
+    above it); a distinct count within 1% of the exact count."""
     if name in LEVELS or name in TTFT_LEVELS:
         if name in LEVELS:
             ordered, level = sorted(r["response_time_ms"] for r in rows), LEVELS[name]
@@ -211,9 +212,8 @@ def within_sketch_bound(rows: list[dict[str, Any]], name: str, value: Any) -> bo
             level = TTFT_LEVELS[name]
         if not ordered:
             return value is None
-        n = len(ordered)
-        low, high = ordered[int(level * (n - 1))], ordered[int(level * n)]
-        return value is not None and low * 0.99 - 1 <= value <= high * 1.01 + 1
+        at = ordered[math.ceil(level * len(ordered)) - 1]
+        return value is not None and at * 0.99 <= value <= at
     exact = metric(rows, name)
     return value is not None and abs(value - exact) <= 0.01 * exact
 

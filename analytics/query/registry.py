@@ -464,16 +464,17 @@ MAX_FILTER_DEPTH = 5
 MAX_FILTER_VALUES = 1000
 
 # --- rollups (issue 11): the sketches rollups keep, and their error bounds ---------------
-# Percentiles in a rollup come from a DDSketch (ClickHouse quantilesDD) of this relative
-# accuracy; distinct counts from uniqCombined64 (a HyperLogLog with 2^17 cells, exact
-# while small). The bounds below are what a rollup answer promises against raw rows; the
-# schema endpoint and ``meta.approximate`` state them, the property test checks them.
-QUANTILE_SKETCH_ACCURACY = 0.01
+# Percentiles in a rollup come from ClickHouse quantilesBFloat16 (each value with its
+# mantissa cut to 8 bits, counted); distinct counts from uniqCombined64 (exact while
+# small, then a 2^17-cell HyperLogLog). The bounds below are what a rollup answer promises
+# against raw rows; the schema endpoint and ``meta.approximate`` state them, the tests
+# check them.
+QUANTILE_SKETCH_RELATIVE_ERROR = 0.01
 DISTINCT_SKETCH_RELATIVE_ERROR = 0.01
 _QUANTILE_BOUND = (
-    "within 1% (relative) of the value at a rank between floor(level·(n-1)) and "
-    "floor(level·n) of the sorted values (DDSketch, relative accuracy 0.01; the exact "
-    "metric is the value at floor(level·n))"
+    "at most 1% below the value at index ceil(level·n)-1 of the sorted values, which is "
+    "the exact metric's index floor(level·n) or the one before it (bfloat16 histogram: "
+    "values truncated to 8 significant bits, at most 0.8% low)"
 )
 _DISTINCT_BOUND = (
     "within 1% (relative) of the exact distinct count (uniqCombined64: exact for small "
