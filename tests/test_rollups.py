@@ -449,3 +449,30 @@ def test_a_range_past_raw_retention_is_answered_from_the_rollup_with_a_warning(
     (warning,) = uncovered["meta"]["warnings"]
     assert "group_by path not covered" in warning
     assert "total_requests, error_rate, p95_response_time, total_cost are unavailable" in warning
+
+
+def test_a_range_older_than_the_rollup_retention_reads_raw_rows(
+    clickhouse: Any, superuser_client: Any, settings: Any
+) -> None:
+    clickhouse([make_row(timestamp=BASE + timedelta(minutes=9 * i)) for i in range(50)])
+    settings.ROLLUP_RETENTION_DAYS = 30  # the rollup's rows for BASE (2024) are expired
+    data = analytics(superuser_client, **covered_body())
+    assert data["meta"]["source"] == "raw"
+    assert data["summary"]["total_requests"] == 45
+
+
+def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any) -> None:
+    response = superuser_client.get("/gateway/analytics/schema")
+    assert response.status_code == 200
+    (rollup,) = response.json()["data"]["rollups"]
+    assert rollup["name"] == "series_15m"
+    assert rollup["bucket"] == "15m"
+    assert rollup["dimensions"] == [
+        "project_id",
+        "model_id",
+        "endpoint_id",
+        "model_name",
+        "model_provider",
+    ]
+    assert set(rollup["metrics"]) == set(METRICS)  # every registry metric merges
+    assert rollup["approximate"] == SKETCH_BOUNDS

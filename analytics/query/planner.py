@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
+
 from analytics.query.registry import BUCKETS, METRICS, TABLE
 from analytics.query.rollups import ROLLUPS, Rollup
 from analytics.query.tree import (
@@ -143,6 +145,8 @@ def refusal(select: Select, rollup: Rollup) -> str | None:
         return "filter endpoint_id not covered"
     if rows.conditions:
         return "code-written conditions not covered"
+    if rows.start < datetime.now(UTC) - timedelta(days=settings.ROLLUP_RETENTION_DAYS):
+        return "range starts before ROLLUP_RETENTION_DAYS"
     step = rollup.bucket_seconds
     if coverage.bucket is not None:
         if BUCKETS[coverage.bucket][1] < step:
