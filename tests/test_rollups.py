@@ -9,6 +9,7 @@ default 12, derandomized so CI sees the same cases); each example inserts its ow
 from __future__ import annotations
 
 import io
+import logging
 import math
 import os
 from dataclasses import replace
@@ -476,3 +477,25 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
     ]
     assert set(rollup["metrics"]) == set(METRICS)  # every registry metric merges
     assert rollup["approximate"] == SKETCH_BOUNDS
+
+
+def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
+    clickhouse: Any, superuser_client: Any, settings: Any, caplog: Any
+) -> None:
+    settings.LOG_QUERIES = True
+    clickhouse([make_row(timestamp=BASE + timedelta(minutes=9 * i)) for i in range(5)])
+    with caplog.at_level(logging.INFO):
+        analytics(superuser_client, **covered_body(group_by=["path"]))
+        analytics(superuser_client, **covered_body())
+    plans = [
+        r.msg
+        for r in caplog.records
+        if isinstance(r.msg, dict) and r.msg.get("event") == "query_plan"
+    ]
+    refused = [p for p in plans if p["source"] == "raw"]
+    chosen = [p for p in plans if p["source"] == "series_15m"]
+    assert refused[0]["refused"] == {"series_15m": "group_by path not covered"}
+    assert chosen[0]["rollup_range"] == [
+        (BASE + timedelta(minutes=15)).isoformat(),
+        (BASE + timedelta(hours=6, minutes=45)).isoformat(),
+    ]
