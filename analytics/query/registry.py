@@ -464,17 +464,17 @@ MAX_FILTER_DEPTH = 5
 MAX_FILTER_VALUES = 1000
 
 # --- rollups (issue 11): the sketches rollups keep, and their error bounds ---------------
-# Percentiles in a rollup come from ClickHouse quantilesBFloat16 (each value with its
-# mantissa cut to 8 bits, counted); distinct counts from uniqCombined64 (exact while
-# small, then a 2^17-cell HyperLogLog). The bounds below are what a rollup answer promises
-# against raw rows; the schema endpoint and ``meta.approximate`` state them, the tests
-# check them.
-QUANTILE_SKETCH_RELATIVE_ERROR = 0.01
+# Percentiles in a rollup come from ClickHouse quantilesTiming over times in 10 ms units
+# (exact for small states, a 16-unit histogram above 1024 units in large ones); distinct
+# counts from uniqCombined64 (exact while small, then a 2^17-cell HyperLogLog). The bounds
+# below are what a rollup answer promises against raw rows; the schema endpoint and
+# ``meta.approximate`` state them, the tests check them.
+QUANTILE_SKETCH_ABSOLUTE_ERROR_MS = 210
 DISTINCT_SKETCH_RELATIVE_ERROR = 0.01
 _QUANTILE_BOUND = (
-    "at most 1% below the value at index ceil(level·n)-1 of the sorted values, which is "
-    "the exact metric's index floor(level·n) or the one before it (bfloat16 histogram: "
-    "values truncated to 8 significant bits, at most 0.8% low)"
+    "within 210 ms of the exact value (index floor(level·n) of the sorted times): times "
+    "are kept in 10 ms units (up to 10 ms low), and above 10.24 s a bucket with more than "
+    "5,670 values rounds to 16 units; times above 300 s count as 300 s"
 )
 _DISTINCT_BOUND = (
     "within 1% (relative) of the exact distinct count (uniqCombined64: exact for small "

@@ -37,10 +37,13 @@ def _levels(levels: tuple[float, ...]) -> str:
     return ", ".join(str(level) for level in levels)
 
 
-# Percentile states: the values with their mantissa cut to 8 bits (bfloat16) and their
-# counts: a few hundred buckets at most per state, merged fast, bound in the registry.
-_RT_QUANTILES = f"quantilesBFloat16({_levels(_RT_LEVELS)})"
-_TTFT_QUANTILES = f"quantilesBFloat16If({_levels(_TTFT_LEVELS)})"
+# Percentile states: quantileTiming over the time in 10 ms units. A state of few values is
+# a plain array (exact), a larger one a fixed histogram; both merge fast (a few hundred
+# nanoseconds a state, against microseconds for hash-map sketches). Units of 10 ms move
+# its 30,000-unit ceiling to 300 s. Bound in the registry (SKETCH_BOUNDS).
+QUANTILE_UNIT_MS = 10
+_RT_QUANTILES = f"quantilesTiming({_levels(_RT_LEVELS)})"
+_TTFT_QUANTILES = f"quantilesTimingIf({_levels(_TTFT_LEVELS)})"
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class Atom:
     edges of a query); ``type`` is exactly the type ``state`` returns (tested)."""
 
     name: str
-    function: str  # "sumIf" or "quantilesBFloat16(0.5, 0.9)"
+    function: str  # "sumIf" or "quantilesTiming(0.5, 0.9)"
     args: str
     arg_types: str = ""
 
@@ -95,7 +98,7 @@ _ATOMS = (
     _sum("rt_sum", "response_time_ms"),
     Atom("rt_min", "min", "response_time_ms", "UInt32"),
     Atom("rt_max", "max", "response_time_ms", "UInt32"),
-    Atom("rt_q", _RT_QUANTILES, "response_time_ms", "UInt32"),
+    Atom("rt_q", _RT_QUANTILES, f"intDiv(response_time_ms, {QUANTILE_UNIT_MS})", "UInt32"),
     _sum("gp_sum", "gateway_processing_ms"),
     _sum("tok", "total_tokens"),
     _sum("tok_in", "input_tokens"),
@@ -106,7 +109,12 @@ _ATOMS = (
     Atom("ips", "uniqCombined64If", "client_ip, client_ip != ''", "String, UInt8"),
     _count_if("ttft_n", HAS_TTFT, "Bool"),
     Atom("ttft_sum", "sumIf", f"toUInt64(ttft_ms), {HAS_TTFT}", "UInt64, Bool"),
-    Atom("ttft_q", _TTFT_QUANTILES, f"ttft_ms, {HAS_TTFT}", "UInt32, Bool"),
+    Atom(
+        "ttft_q",
+        _TTFT_QUANTILES,
+        f"intDiv(ttft_ms, {QUANTILE_UNIT_MS}), {HAS_TTFT}",
+        "UInt32, Bool",
+    ),
     Atom(
         "gen_ms",
         "sumIf",
@@ -134,7 +142,8 @@ def _ratio(numerator: str, denominator: str) -> str:
 
 
 def _quantile(atom: str, levels: tuple[float, ...], level: float, guard: str) -> str:
-    return f"if({_m(guard)} = 0, NULL, {_m(atom)}[{levels.index(level) + 1}])"
+    value = f"{_m(atom)}[{levels.index(level) + 1}] * {QUANTILE_UNIT_MS}"
+    return f"if({_m(guard)} = 0, NULL, {value})"
 
 
 # Metric name -> (expression over merged atoms, atoms it reads). NULL exactly where the
