@@ -315,6 +315,7 @@ def analytics_cache_params(data: Data, scope: ProjectScope) -> Data:
         **analytics_echo(data, scope),
         "filters": repr(data["filters"]),
         "warnings": list(data["warnings"]),
+        "exact": data.get("exact", False),  # raw and rollup answers differ in sketches
     }
 
 

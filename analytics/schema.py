@@ -14,6 +14,7 @@ from django.db import connections
 
 from analytics.models import GatewayAnalytics
 from analytics.query.registry import TABLE
+from analytics.query.rollups import Rollup
 
 LOCAL_TABLE = f"{TABLE}_local"
 
@@ -156,3 +157,121 @@ def current_options(alias: str = "clickhouse") -> TableOptions:
         retention_days=settings.CLICKHOUSE_RETENTION_DAYS,
         cluster=settings.CLICKHOUSE_CLUSTER,
     )
+
+
+# --- rollups (issue 11) ------------------------------------------------------------------
+# Each rollup is an AggregatingMergeTree fed by a materialized view on inserts into the raw
+# table; with a cluster, a ReplicatedAggregatingMergeTree ``<rollup>_local`` per replica
+# fed from the local raw table, plus a Distributed ``<rollup>`` over it (reads merge the
+# shards' states, so sharding by request stays correct).
+
+
+def _rollup_body(rollup: Rollup) -> str:
+    lines = ["    `timestamp` DateTime('UTC')"]
+    lines += [f"    `{name}` {db_type}" for name, db_type in rollup.columns]
+    lines += [f"    `{atom.column}` {atom.type}" for atom in rollup.atoms]
+    return "(\n" + ",\n".join(lines) + "\n)"
+
+
+def _rollup_ttl(retention_days: int) -> str:
+    return f"timestamp + INTERVAL {int(retention_days)} DAY DELETE"
+
+
+def _rollup_tail(rollup: Rollup, retention_days: int) -> str:
+    return (
+        f"PARTITION BY {PARTITION_BY}\n"
+        f"ORDER BY ({', '.join(rollup.key_columns)})\n"
+        f"TTL {_rollup_ttl(retention_days)}"
+    )
+
+
+def rollup_view_name(rollup: Rollup) -> str:
+    return f"{rollup.table}_mv"
+
+
+def create_rollup_statements(
+    options: TableOptions, rollup: Rollup, retention_days: int
+) -> list[str]:
+    """The rollup table and the view that feeds it (created after the table, so no insert
+    is lost between them on a fresh install; rows written before are backfilled by
+    ``manage.py rebuild_rollups``)."""
+    db = f"`{options.database}`"
+    body, tail = _rollup_body(rollup), _rollup_tail(rollup, retention_days)
+    view = f"{db}.`{rollup_view_name(rollup)}`"
+    if not options.cluster:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.table}`\n{body}\n"
+            f"ENGINE = AggregatingMergeTree\n{tail}",
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {db}.`{rollup.table}`\n"
+            f"AS {rollup.state_select_sql(f'{db}.`{TABLE}`')}",
+        ]
+    cluster = f"`{options.cluster}`"
+    local = f"{rollup.table}_local"
+    replica_path = f"'/clickhouse/tables/{{shard}}/{options.database}/{local}'"
+    return [
+        f"CREATE TABLE IF NOT EXISTS {db}.`{local}` ON CLUSTER {cluster}\n{body}\n"
+        f"ENGINE = ReplicatedAggregatingMergeTree({replica_path}, '{{replica}}')\n{tail}",
+        f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.table}` ON CLUSTER {cluster} "
+        f"AS {db}.`{local}`\n"
+        f"ENGINE = Distributed({cluster}, {db}, `{local}`, rand())",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER {cluster} "
+        f"TO {db}.`{local}`\nAS {rollup.state_select_sql(f'{db}.`{LOCAL_TABLE}`')}",
+    ]
+
+
+def drop_rollup_statements(options: TableOptions, rollup: Rollup) -> list[str]:
+    """The view first (no insert may reach a dropped table), then the tables."""
+    db = f"`{options.database}`"
+    on_cluster = f" ON CLUSTER `{options.cluster}`" if options.cluster else ""
+    statements = [
+        f"DROP VIEW IF EXISTS {db}.`{rollup_view_name(rollup)}`{on_cluster}",
+        f"DROP TABLE IF EXISTS {db}.`{rollup.table}`{on_cluster}",
+    ]
+    if options.cluster:
+        statements.append(f"DROP TABLE IF EXISTS {db}.`{rollup.table}_local`{on_cluster}")
+    return statements
+
+
+def rollup_retention_statements(
+    options: TableOptions, rollup: Rollup, retention_days: int
+) -> list[str]:
+    """Set a rollup's TTL to ``retention_days`` (``ROLLUP_RETENTION_DAYS``)."""
+    db = f"`{options.database}`"
+    if not options.cluster:
+        return [f"ALTER TABLE {db}.`{rollup.table}` MODIFY TTL {_rollup_ttl(retention_days)}"]
+    return [
+        f"ALTER TABLE {db}.`{rollup.table}_local` ON CLUSTER `{options.cluster}` "
+        f"MODIFY TTL {_rollup_ttl(retention_days)}"
+    ]
+
+
+def rollup_write_table(options: TableOptions, rollup: Rollup) -> str:
+    """Where a backfill writes: the local table on a cluster is per shard, so a backfill
+    writes through the Distributed table (which spreads rows; reads merge them)."""
+    return f"`{options.database}`.`{rollup.table}`"
+
+
+def rollup_rebuild_statements(options: TableOptions, rollup: Rollup) -> list[str]:
+    """Replace a rollup's rows for ``[{start}, {end})`` (15-minute aligned, bound
+    parameters) by a fresh aggregate of the raw rows: delete, then ``INSERT … SELECT`` with
+    the view's own SELECT. Running it twice gives the same rows (idempotent); rows the view
+    adds for that range while it runs are counted twice, so rebuild ranges that receive no
+    inserts (``rebuild_rollups`` stops at the last whole 15 minutes)."""
+    db = f"`{options.database}`"
+    delete_target = (
+        f"{db}.`{rollup.table}_local` ON CLUSTER `{options.cluster}`"
+        if options.cluster
+        else f"{db}.`{rollup.table}`"
+    )
+    window = "timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')}"
+    source = f"(SELECT * FROM {db}.`{TABLE}` WHERE {window})"  # noqa: S608 - code constants
+    return [
+        f"ALTER TABLE {delete_target} DELETE WHERE {window} SETTINGS mutations_sync = 2",
+        f"INSERT INTO {rollup_write_table(options, rollup)} {rollup.state_select_sql(source)}",
+    ]
+
+
+def rollup_backfill_statement(options: TableOptions, rollup: Rollup) -> str:
+    """Every raw row into a new, empty rollup (the migration that creates it)."""
+    source = f"`{options.database}`.`{TABLE}`"
+    return f"INSERT INTO {rollup_write_table(options, rollup)} {rollup.state_select_sql(source)}"

@@ -296,6 +296,12 @@ class AnalyticsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     order_by = MetricField(required=False, allow_null=True, default=None)
     include_other = JsonBooleanField(required=False, default=False)
     compare_previous = JsonBooleanField(required=False, default=False)
+    exact = JsonBooleanField(
+        required=False,
+        default=False,
+        help_text="true: answer from raw rows only, never from a rollup (slower; exact "
+        "percentiles and distinct counts). meta.source says which storage answered.",
+    )
 
     def validate_group_by(self, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):

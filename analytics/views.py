@@ -28,6 +28,7 @@ from analytics.query.registry import (
     TAG_KEY_PATTERN,
     tag_dimension,
 )
+from analytics.query.rollups import ROLLUPS
 from analytics.requests_log.export import (
     EXPORT_RENDERERS,
     ExportFormatMixin,
@@ -79,7 +80,10 @@ class AnalyticsView(ExportFormatMixin, EndpointView):
             "bucketed by time_bucket in the given timezone, grouped and filtered by registry "
             "dimensions. See GET /gateway/analytics/schema for every metric, dimension and "
             "operator. Percentiles are exact (ClickHouse quantileExact: the value at index "
-            "floor(level·n) of the sorted response times). `?format=csv` or `?format=ndjson` "
+            "floor(level·n) of the sorted response times) when read from raw rows; a request "
+            "a rollup covers (see the schema's rollups) is answered from it, with "
+            "meta.source naming it and meta.approximate giving each sketch metric's error "
+            "bound; exact: true forces raw rows. `?format=csv` or `?format=ndjson` "
             "answers the same query as a file, one line per time_series point: timestamp, "
             "the group_by dimensions, then the metrics. `meta.drilldown` turns any point "
             "into the GET /gateway/requests query listing exactly its rows."
@@ -143,7 +147,29 @@ def analytics_schema() -> dict[str, Any]:
             "max_top_n": 1000,
             "query_timeout_seconds": settings.QUERY_TIMEOUT,
         },
+        "rollups": rollups_schema(),
     }
+
+
+def rollups_schema() -> list[dict[str, Any]]:
+    """What each rollup covers: a request whose metrics, group_by and filters are all
+    listed, with a bucket of ``bucket`` or coarser, is answered from it (``meta.source``)
+    unless it sends ``exact: true``; ``approximate`` metrics then carry these bounds."""
+    return [
+        {
+            "name": rollup.name,
+            "bucket": f"{rollup.bucket_seconds // 60}m",
+            "dimensions": list(rollup.dimensions),
+            "metrics": [*rollup.metrics, *derived_covered(rollup.metrics)],
+            "approximate": rollup.approximate,
+            "retention_days": settings.ROLLUP_RETENTION_DAYS,
+        }
+        for rollup in ROLLUPS.values()
+    ]
+
+
+def derived_covered(covered: Any) -> list[str]:
+    return [m.name for m in METRICS.values() if m.derived_from and m.derived_from in covered]
 
 
 class AnalyticsSchemaView(APIView):

@@ -438,3 +438,6 @@ EXPORT_DIR = Path(env.str("EXPORT_DIR", default=str(BASE_DIR / "var" / "exports"
 EXPORT_LINK_SECONDS = _int("EXPORT_LINK_SECONDS", 3600, minimum=1)
 # Hours a finished export's file is kept before the cleanup task deletes it.
 EXPORT_RETENTION_HOURS = _int("EXPORT_RETENTION_HOURS", 24, minimum=1)
+# --- rollups (issue 11) -------------------------------------------------------------------
+# TTL of the rollup tables: long-range trends outlive the raw rows' CLICKHOUSE_RETENTION_DAYS.
+ROLLUP_RETENTION_DAYS = _int("ROLLUP_RETENTION_DAYS", 730, minimum=1, maximum=7300)

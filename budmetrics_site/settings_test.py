@@ -15,6 +15,7 @@ os.environ["CLICKHOUSE_EMBEDDED_PATH"] = _chdb_dir
 os.environ.setdefault("CLICKHOUSE_HOST", "")
 # Fixtures use fixed historical dates; TTL must not drop them on insert.
 os.environ.setdefault("CLICKHOUSE_RETENTION_DAYS", "7300")
+os.environ.setdefault("ROLLUP_RETENTION_DAYS", "7300")
 # Audit rows in the request, so a test sees them as soon as it has the response.
 os.environ.setdefault("AUDIT_WRITE_MODE", "sync")
 

@@ -199,6 +199,17 @@ def metric(rows: list[dict[str, Any]], name: str, seconds: float = 1.0) -> Any:
     return llm_metric(rows, name)
 
 
+def within_sketch_bound(rows: list[dict[str, Any]], name: str, value: Any) -> bool:
+    """Whether a rollup's sketch ``value`` of metric ``name`` holds the bound the registry
+    states: a percentile within 210 ms of the exact one; a distinct count within 1%."""
+    exact = metric(rows, name)
+    if exact is None or value is None:
+        return exact is None and value is None
+    if name in LEVELS or name in TTFT_LEVELS:
+        return abs(value - exact) <= 210
+    return abs(value - exact) <= 0.01 * exact
+
+
 def has_ttft(row: dict[str, Any]) -> bool:
     return bool(row["is_streaming"]) and row["ttft_ms"] > 0
 

@@ -97,9 +97,19 @@ def insert_rows(rows: list[dict[str, Any]]) -> None:
 def clickhouse(django_db_blocker: Any) -> Iterator[Callable[[list[dict[str, Any]]], None]]:
     """Gives ``insert(rows)``; the table is emptied after the test."""
     with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
         yield insert_rows
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
+
+
+def truncate_clickhouse() -> None:
+    """Empty the raw table and every rollup (the views only ever add to rollups)."""
+    from analytics.query.rollups import ROLLUPS
+
+    client = clickhouse_client()
+    client.command("TRUNCATE TABLE gateway_analytics")
+    for rollup in ROLLUPS.values():
+        client.command(f"TRUNCATE TABLE {rollup.table}")
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import pytest
 
 from analytics.query.registry import DIMENSIONS, METRICS
 from tests import analytics_oracle as oracle
-from tests.conftest import clickhouse_client, insert_rows
+from tests.conftest import insert_rows, truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -26,13 +26,16 @@ ALL_METRICS = list(METRICS)
 @pytest.fixture(scope="module", autouse=True)
 def fixture_rows(django_db_setup: Any, django_db_blocker: Any) -> Any:
     with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
         insert_rows(ROWS)
         yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
 
 
 def post(client: Any, **body: Any) -> Any:
+    # These tests hold the raw path to the oracle (exact percentiles and distinct counts);
+    # tests/test_rollups.py holds the rollup path to the raw path.
+    body.setdefault("exact", True)
     body.setdefault("start_time", START.isoformat())
     body.setdefault("end_time", END.isoformat())
     return client.post("/gateway/analytics", body, format="json")

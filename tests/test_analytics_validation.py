@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from analytics.query.registry import BUCKETS, DIMENSIONS, METRICS
 from tests import analytics_oracle as oracle
-from tests.conftest import make_row
+from tests.conftest import make_row, truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -254,14 +254,14 @@ _filters = st.one_of(
 
 @pytest.fixture(scope="module")
 def property_rows(django_db_setup: Any, django_db_blocker: Any) -> Any:
-    from tests.conftest import clickhouse_client, insert_rows
+    from tests.conftest import insert_rows
 
     rows = oracle.dataset(datetime(2024, 1, 1, tzinfo=UTC), 48, 800, seed=11)
     with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
         insert_rows(rows)
         yield rows
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
 
 
 @settings(

@@ -24,7 +24,7 @@ from analytics.demo.generator import (
     build_insert_sql,
 )
 from analytics.useragent import classify_user_agent
-from tests.conftest import clickhouse_client, make_row
+from tests.conftest import clickhouse_client, make_row, truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -94,7 +94,7 @@ def test_same_seed_gives_identical_rows_whatever_the_batch_size(clickhouse: Any)
     generate(batch_size=50_000)
     first = fingerprint()
     first_ids = rows("SELECT request_id FROM gateway_analytics ORDER BY request_id LIMIT 20")
-    clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+    truncate_clickhouse()
 
     generate(batch_size=7_000)
 
@@ -108,7 +108,7 @@ def test_different_seed_gives_different_rows(clickhouse: Any) -> None:
     generate(seed=42)
     first = fingerprint()
     first_projects = rows("SELECT DISTINCT project_id FROM gateway_analytics ORDER BY 1")
-    clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+    truncate_clickhouse()
 
     generate(seed=43)
 

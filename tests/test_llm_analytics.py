@@ -19,7 +19,7 @@ from analytics import cache as response_cache
 from analytics import dashboards
 from analytics.query.registry import FINISH_REASONS, METRICS, ROUTING_DECISIONS
 from tests import analytics_oracle as oracle
-from tests.conftest import clickhouse_client, insert_rows, make_row
+from tests.conftest import insert_rows, make_row, truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -101,13 +101,16 @@ ALL_ROWS = [*ROWS, *LEGACY_ROWS, *RATIO_ROWS]
 @pytest.fixture(scope="module", autouse=True)
 def fixture_rows(django_db_setup: Any, django_db_blocker: Any) -> Any:
     with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
         insert_rows(ALL_ROWS)
         yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
 
 
 def post(client: Any, **body: Any) -> Any:
+    # These tests hold the raw path to the oracle (exact percentiles and distinct counts);
+    # tests/test_rollups.py holds the rollup path to the raw path.
+    body.setdefault("exact", True)
     body.setdefault("start_time", START.isoformat())
     body.setdefault("end_time", END.isoformat())
     return client.post("/gateway/analytics", body, format="json")
@@ -119,8 +122,15 @@ def ok(client: Any, **body: Any) -> dict[str, Any]:
     return response.json()["data"]
 
 
-def assert_metrics_equal(actual: dict[str, Any], rows: list[dict], names: list[str]) -> None:
+def assert_metrics_equal(
+    actual: dict[str, Any], rows: list[dict], names: list[str], approximate: Any = ()
+) -> None:
+    """Each metric equals the oracle; those named in ``approximate`` (a rollup answer's
+    ``meta.approximate``) are held to their sketch's stated bound instead."""
     for name in names:
+        if name in approximate:
+            assert oracle.within_sketch_bound(rows, name, actual[name]), name
+            continue
         expected = oracle.metric(rows, name)
         if expected is None:
             assert actual[name] is None, name
@@ -606,7 +616,9 @@ def test_llm_dashboard_view_answers_the_rows_numbers_per_model(superuser_client,
         for r in ALL_ROWS
         if r["project_id"] == project and END - timedelta(hours=24) <= r["timestamp"] < END
     ]
-    assert_metrics_equal(data["summary"], rows, metrics)
+    # The dashboard reads the rollup: its sketch metrics are held to their bound.
+    assert data["meta"]["source"] != "raw"
+    assert_metrics_equal(data["summary"], rows, metrics, data["meta"]["approximate"])
     by_model: dict[Any, list] = defaultdict(list)
     for row in rows:
         by_model[oracle.dimension_value(row, "model_name")].append(row)
@@ -627,7 +639,7 @@ def test_llm_dashboard_view_answers_the_rows_numbers_per_model(superuser_client,
                 for r in by_model[point["groups"]["model_name"]]
                 if oracle.iso(oracle.local_bucket(r["timestamp"], "1h")) == hour
             ]
-            assert_metrics_equal(point["metrics"], model_rows, metrics)
+            assert_metrics_equal(point["metrics"], model_rows, metrics, data["meta"]["approximate"])
 
 
 # --- top routes and client analytics ----------------------------------------------------

@@ -31,7 +31,7 @@ from analytics.saved_queries import SavedQuery
 from blocking.models import BlockingRule
 from budmetrics_site.openapi import AREA_TAGS, TAGS
 from budmetrics_site.pagination import MAX_PAGE_SIZE
-from tests.conftest import clickhouse_client
+from tests.conftest import truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 
@@ -81,10 +81,10 @@ def traffic(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """A small realistic data set in chDB (the demo generator: countries, routes, clients,
     user agents, errors, blocked requests) over the last 7 days, the GET default window."""
     with django_db_blocker.unblock():
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
         call_command("generate_traffic", rows=3000, days=7, projects=2, seed=10, verbosity=0)
         yield
-        clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+        truncate_clickhouse()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ Regenerate after an intended change with ``.venv/bin/pytest tests/test_sql_snaps
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ import pytest
 from analytics.query import system
 from analytics.query.planner import plan
 from analytics.query.printer import print_plan
+from analytics.query.rollups import SERIES
 from analytics.query.scope import ProjectScope
 from analytics.query.series import (
     AnalyticsQuery,
@@ -104,6 +105,17 @@ CASES: dict[str, Any] = {
         analytics_query(), datetime(2024, 3, 28, tzinfo=UTC), START
     ),
     "analytics_bucket_list": lambda: bucket_list(analytics_query()),
+    # A request the series rollup covers, over an unaligned range: the aligned middle from
+    # the rollup, the edges from raw rows as the same states, merged (issue 11).
+    "analytics_main_from_rollup": lambda: main_select(
+        analytics_query(
+            start=START + timedelta(minutes=7),
+            end=END - timedelta(minutes=50),
+            timezone="Asia/Kathmandu",
+            filters=FilterLeaf("model_provider", "in", ("openai", "anthropic")),
+        ),
+        [("gpt-4o",), ("claude",)],
+    ),
     "geographical_stats": lambda: geo_stats_select(
         WINDOW, limit=10, order_by="requests", country_code="DE"
     ),
@@ -141,6 +153,13 @@ def test_printed_sql_matches_the_reviewed_snapshot(name: str, snapshot: Any) -> 
 @pytest.mark.parametrize("name", [n for n in CASES if not n.startswith(("system_", "analytics_b"))])
 def test_every_endpoint_query_starts_with_the_tenant_guard(name: str) -> None:
     out = printed(CASES[name]())
-    innermost_where = out["sql"].split("FROM gateway_analytics\n")[1].lstrip()
-    assert innermost_where.startswith("WHERE (project_id IN {scope_project_ids:Array(UUID)})")
+    guard = "WHERE (project_id IN {scope_project_ids:Array(UUID)})"
+    if out["source"] == "raw":
+        innermost_where = out["sql"].split("FROM gateway_analytics\n")[1].lstrip()
+        assert innermost_where.startswith(guard)
+    else:  # a rollup plan reads two sources: each opens its WHERE with the guard
+        rollup_where = out["sql"].split(f"FROM {SERIES.table}\n")[1].lstrip()
+        assert rollup_where.startswith(guard)
+        raw_edges = out["sql"].split("FROM (SELECT * FROM gateway_analytics ")[1]
+        assert raw_edges.startswith(guard)
     assert out["params"]["scope_project_ids"] == [P1, P2]

@@ -3,7 +3,7 @@ printer (tenant guard) → runner → shaper.
 
 - ``registry``: metrics, dimensions, operators, buckets (feeds validation and OpenAPI too)
 - ``tree``: frozen query descriptions (``Rows`` always carries a ``ProjectScope``)
-- ``planner``: which storage answers a query (today the raw table)
+- ``planner``: which storage answers a query (a rollup, ``rollups``, or the raw table)
 - ``printer``: the one place SQL text is assembled; the only maker of ``PrintedQuery``
 - ``runner``: runs printed queries under limits, maps failures to domain errors
 - ``buckets``: time buckets, zones, gap filling and time formatting for every endpoint

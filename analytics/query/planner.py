@@ -5,36 +5,60 @@ Priority (Snuba's storage selector, written where it is decided):
 2. among those, the one with the fewest rows per unit of time (rollups before raw);
 3. the raw table ``gateway_analytics`` always covers everything and is the fallback.
 
-Today only the raw table exists, so every plan says ``raw``; the rollup issue adds
-storages here and nowhere else. The printer prints the table the plan names.
+A rollup (``analytics.query.rollups``) answers a ``Select`` that describes itself
+(``metric_columns`` + ``coverage``) when every metric, group-by dimension and filter is
+covered, the bucket is 15 minutes or coarser and the zone's offsets over the range are
+multiples of 15 minutes (so every bucket edge is a rollup edge), and the range holds at
+least one whole 15-minute bucket. The aligned middle of the range is then read from the
+rollup and the unaligned edges from raw rows (``Plan.middle``); the printer merges both.
+Each storage passed over is named on ``Plan.refused`` with the reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from analytics.query.registry import TABLE
-from analytics.query.tree import BucketList, Select, UnscopedSystemQuery
+from django.conf import settings
+
+from analytics.query.registry import BUCKETS, METRICS, TABLE
+from analytics.query.rollups import ROLLUPS, Rollup
+from analytics.query.tree import (
+    BucketList,
+    Filter,
+    FilterLeaf,
+    Rows,
+    Select,
+    UnscopedSystemQuery,
+)
 
 
 @dataclass(frozen=True)
 class Storage:
     name: str  # what ``meta.source`` and the query log call it
     table: str  # the ClickHouse table (Distributed in cluster mode) it reads
+    rollup: Rollup | None = None
 
 
 RAW = Storage(name="raw", table=TABLE)
-STORAGES: dict[str, Storage] = {RAW.name: RAW}
+STORAGES: dict[str, Storage] = {
+    **{r.name: Storage(name=r.name, table=r.table, rollup=r) for r in ROLLUPS.values()},
+    RAW.name: RAW,
+}
 
 
 @dataclass(frozen=True)
 class Plan:
     """A query and the storage chosen for it. ``refused`` names each storage passed over
-    and why ("group_by path not covered"), for the query log and debug output."""
+    and why ("group_by path not covered"), for the query log and debug output.
+    ``middle`` is the 15-minute-aligned part of the range a rollup answers (the rest is
+    read from raw rows); None when the storage is raw."""
 
     query: Select | BucketList | UnscopedSystemQuery
     storage: Storage | None  # None: a table-less query (bucket lists)
     refused: tuple[tuple[str, str], ...] = ()
+    middle: tuple[datetime, datetime] | None = None
 
     @property
     def source(self) -> str:
@@ -45,6 +69,91 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
     """Choose the storage for ``query`` (see the module docstring for the priority)."""
     if isinstance(query, BucketList):
         return Plan(query=query, storage=None)
-    candidates = [s for s in STORAGES.values() if s is not RAW]
-    refused = tuple((s.name, "not covering this query") for s in candidates)
-    return Plan(query=query, storage=RAW, refused=refused)
+    select = query.select if isinstance(query, UnscopedSystemQuery) else query
+    refused: list[tuple[str, str]] = []
+    for storage in STORAGES.values():
+        if storage.rollup is None:
+            continue
+        reason = refusal(select, storage.rollup)
+        if reason is None:
+            return Plan(query, storage, tuple(refused), middle=aligned_middle(select))
+        refused.append((storage.name, reason))
+    return Plan(query=query, storage=RAW, refused=tuple(refused))
+
+
+def aligned_middle(select: Select, step: int = 900) -> tuple[datetime, datetime]:
+    """``[start, end)`` shrunk to whole 15-minute UTC buckets."""
+    rows = select.rows
+    return ceil_to(rows.start, step), floor_to(rows.end, step)
+
+
+def floor_to(moment: datetime, step: int) -> datetime:
+    seconds = moment.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % step, UTC)
+
+
+def ceil_to(moment: datetime, step: int) -> datetime:
+    floored = floor_to(moment, step)
+    return floored if floored == moment else floored + timedelta(seconds=step)
+
+
+def _filter_dimensions(node: Filter | None) -> list[str]:
+    if node is None:
+        return []
+    if isinstance(node, FilterLeaf):
+        return [node.dimension]
+    return [name for child in node.children for name in _filter_dimensions(child)]
+
+
+def zone_aligned(timezone: str, start: datetime, end: datetime, step: int = 900) -> bool:
+    """Whether ``timezone``'s UTC offset is a multiple of ``step`` seconds at the range's
+    ends and at every day between (offsets change at most a few times a year, and every
+    zone in use today moves between multiples of 15 minutes)."""
+    zone = ZoneInfo(timezone)
+    moment = start
+    while True:
+        offset = moment.astimezone(zone).utcoffset()
+        if offset is None or offset.total_seconds() % step:
+            return False
+        if moment >= end:
+            return True
+        moment = min(moment + timedelta(days=1), end)
+
+
+def refusal(select: Select, rollup: Rollup) -> str | None:
+    """Why ``rollup`` cannot answer ``select`` exactly as raw rows would, or None."""
+    coverage = select.coverage
+    if coverage is None or not select.metric_columns:
+        return "query does not describe its metrics and dimensions"
+    if coverage.exact:
+        return "exact requested"
+    if not isinstance(select.source, Rows):
+        return "nested query"
+    rows = select.rows
+    for metric in select.metric_columns.values():
+        if metric not in rollup.metrics or METRICS[metric].derived_from:
+            return f"metric {metric} not covered"
+    for name in coverage.dimensions:
+        if name not in rollup.dimensions:
+            return f"group_by {name} not covered"
+    for name in _filter_dimensions(rows.filters):
+        if name not in rollup.dimensions:
+            return f"filter {name} not covered"
+    if rows.model_ids and "model_id" not in rollup.dimensions:
+        return "filter model_id not covered"
+    if rows.endpoint_ids and "endpoint_id" not in rollup.dimensions:
+        return "filter endpoint_id not covered"
+    if rows.conditions:
+        return "code-written conditions not covered"
+    if rows.start < datetime.now(UTC) - timedelta(days=settings.ROLLUP_RETENTION_DAYS):
+        return "range starts before ROLLUP_RETENTION_DAYS"
+    step = rollup.bucket_seconds
+    if coverage.bucket is not None:
+        if BUCKETS[coverage.bucket][1] < step:
+            return f"bucket {coverage.bucket} finer than {step // 60}m"
+        if not zone_aligned(coverage.timezone, rows.start, rows.end, step):
+            return f"zone {coverage.timezone} has offsets that are not multiples of {step // 60}m"
+    middle = aligned_middle(select, step)
+    if middle[0] >= middle[1]:
+        return f"range holds no whole {step // 60}m bucket"
+    return None

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.query.buckets import bucket_sql, fill_step_seconds
-from analytics.query.planner import Plan
+from analytics.query.planner import RAW, Plan
 from analytics.query.registry import PARAM_TYPES, dimension
+from analytics.query.rollups import BUCKET_15M, Rollup
 from analytics.query.tree import (
     BucketList,
     Condition,
@@ -101,9 +102,12 @@ def filter_sql(node: Filter, binder: Binder) -> str:
     return "(" + joiner.join(f"({p})" for p in parts) + ")"
 
 
-def guard_clauses(rows: Rows, binder: Binder) -> list[str]:
+def guard_clauses(
+    rows: Rows, binder: Binder, time_names: tuple[str, str] = ("start_time", "end_time")
+) -> list[str]:
     """Tenant guard first, then the half-open time range, id filters, user filters and the
-    code-written conditions."""
+    code-written conditions. ``time_names`` names the range's parameters (a rollup plan
+    reads two ranges in one query)."""
     if not isinstance(rows, Rows):
         raise TypeError("a data query reads Rows (which carry a ProjectScope)")
     clauses: list[str] = []
@@ -114,10 +118,11 @@ def guard_clauses(rows: Rows, binder: Binder) -> list[str]:
         else:
             binder.add({"scope_project_ids": list(scope.project_ids)})
             clauses.append("project_id IN {scope_project_ids:Array(UUID)}")
-    binder.add({"start_time": rows.start, "end_time": rows.end})
+    start_name, end_name = time_names
+    binder.add({start_name: rows.start, end_name: rows.end})
     clauses.append(
-        "timestamp >= {start_time:DateTime64(3, 'UTC')}"
-        " AND timestamp < {end_time:DateTime64(3, 'UTC')}"
+        f"timestamp >= {{{start_name}:DateTime64(3, 'UTC')}}"
+        f" AND timestamp < {{{end_name}:DateTime64(3, 'UTC')}}"
     )
     if rows.model_ids:
         binder.add({"model_ids": list(rows.model_ids)})
@@ -141,14 +146,77 @@ def _where(clauses: list[str]) -> str:
     return " AND ".join(f"({c})" for c in clauses)
 
 
-def _print_select(select: Select, table: str, binder: Binder, indent: str = "") -> str:
+def _column_exprs(select: Select, rollup: Rollup | None) -> list[tuple[str, str]]:
+    """The select's columns; on a rollup plan, its metric columns as merged states."""
+    if rollup is None:
+        return list(select.columns)
+    return [
+        (
+            rollup.metrics[select.metric_columns[alias]]
+            if alias in select.metric_columns
+            else expr,
+            alias,
+        )
+        for expr, alias in select.columns
+    ]
+
+
+def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str) -> list[str]:
+    """``FROM (rollup rows of the aligned middle UNION ALL raw edges as the same states)``:
+    both branches carry the tenant guard, the id filters and the user filters; the raw
+    branch aggregates its rows into 15-minute states with the view's own expressions, so
+    the two branches have identical types and ``-Merge`` over them equals raw."""
+    rollup = plan.storage.rollup
+    rows = select.rows
+    middle_start, middle_end = plan.middle
+    names = ("rollup_start", "rollup_end")
+    used = [select.metric_columns[a] for _, a in select.columns if a in select.metric_columns]
+    atoms = rollup.atoms_for(used)
+    dims = list(
+        dict.fromkeys(
+            column for name in select.coverage.dimensions for column in rollup.dimensions[name]
+        )
+    )
+    keys = ", ".join(["timestamp", *dims])
+    inner = indent + "    "
+    rollup_rows = rows.between(middle_start, middle_end)
+    top = [
+        f"SELECT {', '.join([keys, *(a.column for a in atoms)])}",
+        f"FROM {plan.storage.table}",
+        f"WHERE {_where(guard_clauses(rollup_rows, binder, names))}",
+    ]
+    edges = rows.narrowed(
+        Condition.of(
+            "(timestamp < {rollup_start:DateTime64(3, 'UTC')}"
+            " OR timestamp >= {rollup_end:DateTime64(3, 'UTC')})",
+            rollup_start=middle_start,
+            rollup_end=middle_end,
+        )
+    )
+    states = ", ".join(f"{a.state} AS {a.column}" for a in atoms)
+    raw_columns = ", ".join([f"{BUCKET_15M} AS timestamp", *dims, states])
+    bottom = [
+        f"SELECT {raw_columns}",
+        f"FROM (SELECT * FROM {RAW.table} WHERE {_where(guard_clauses(edges, binder))})",  # noqa: S608 - the printer: registry identifiers, values bound
+        f"GROUP BY {keys}",
+    ]
+    body = "\n".join(inner + line for line in [*top, "UNION ALL", *bottom])
+    return [f"FROM (\n{body}\n{indent})"]
+
+
+def _print_select(
+    select: Select, table: str, binder: Binder, indent: str = "", plan: Plan | None = None
+) -> str:
     binder.add(select.params)
+    rollup = plan.storage.rollup if plan is not None and plan.storage else None
     # One column a line (aligned under the first), so a change reads as a one-line diff.
     columns = f",\n{indent}       ".join(
-        f"{expr} AS {alias}" if alias else expr for expr, alias in select.columns
+        f"{expr} AS {alias}" if alias else expr for expr, alias in _column_exprs(select, rollup)
     )
     head = f"SELECT {'DISTINCT ' if select.distinct else ''}{columns}"
-    if isinstance(select.source, Rows):
+    if isinstance(select.source, Rows) and rollup is not None:
+        lines = [head, *_print_rollup_source(select, plan, binder, indent)]
+    elif isinstance(select.source, Rows):
         lines = [head, f"FROM {table}", f"WHERE {_where(guard_clauses(select.source, binder))}"]
         outer_where = _conditions(select.where, binder)
         if outer_where:
@@ -208,7 +276,7 @@ def print_plan(plan: Plan) -> PrintedQuery:
         select = query.select if isinstance(query, UnscopedSystemQuery) else query
         if plan.storage is None:
             raise ValueError("a query reading rows needs a storage from the planner")
-        sql = _print_select(select, plan.storage.table, binder)
+        sql = _print_select(select, plan.storage.table, binder, plan=plan)
     return PrintedQuery(sql, binder.params, plan.source, token=_PRINTER_ONLY)
 
 

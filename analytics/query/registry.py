@@ -462,3 +462,37 @@ AUTO_BUCKET_POINT_BUDGET = 300
 # Boolean filter trees may nest and/or/not this deep.
 MAX_FILTER_DEPTH = 5
 MAX_FILTER_VALUES = 1000
+
+# --- rollups (issue 11): the sketches rollups keep, and their error bounds ---------------
+# Percentiles in a rollup come from ClickHouse quantilesTiming over times in 10 ms units
+# (exact for small states, a 16-unit histogram above 1024 units in large ones); distinct
+# counts from uniqCombined64 (exact while small, then a 2^17-cell HyperLogLog). The bounds
+# below are what a rollup answer promises against raw rows; the schema endpoint and
+# ``meta.approximate`` state them, the tests check them.
+QUANTILE_SKETCH_ABSOLUTE_ERROR_MS = 210
+DISTINCT_SKETCH_RELATIVE_ERROR = 0.01
+_QUANTILE_BOUND = (
+    "within 210 ms of the exact value (index floor(level·n) of the sorted times): times "
+    "are kept in 10 ms units (up to 10 ms low), and above 10.24 s a bucket with more than "
+    "5,670 values rounds to 16 units; times above 300 s count as 300 s"
+)
+_DISTINCT_BOUND = (
+    "within 1% (relative) of the exact distinct count (uniqCombined64: exact for small "
+    "sets, then a 2^17-cell HyperLogLog with a standard error of about 0.3%)"
+)
+SKETCH_BOUNDS: dict[str, str] = {
+    **{
+        name: _QUANTILE_BOUND
+        for name in (
+            "p50_response_time",
+            "p90_response_time",
+            "p95_response_time",
+            "p99_response_time",
+            "p50_ttft",
+            "p95_ttft",
+            "p99_ttft",
+        )
+    },
+    "unique_users": _DISTINCT_BOUND,
+    "unique_ips": _DISTINCT_BOUND,
+}

@@ -147,8 +147,13 @@ def execute(
 ) -> QueryResult:
     """Plan, print and run one query: the path every data query takes."""
     chosen = plan(query)
-    if settings.LOG_QUERIES and chosen.refused:
-        logger.info("query_plan", source=chosen.source, refused=dict(chosen.refused))
+    if settings.LOG_QUERIES and chosen.storage is not None:
+        logger.info(
+            "query_plan",
+            source=chosen.source,
+            refused=dict(chosen.refused),
+            rollup_range=[m.isoformat() for m in chosen.middle] if chosen.middle else None,
+        )
     return run(print_plan(chosen), max_rows=max_rows, chosen=chosen)
 
 

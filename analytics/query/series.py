@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
 from django.conf import settings
 
-from analytics.query.buckets import bucket_sql
+from analytics.query.buckets import bucket_sql, format_time
 from analytics.query.drilldown import drilldown_template
+from analytics.query.planner import plan
 from analytics.query.registry import METRICS, dimension
+from analytics.query.rollups import ROLLUPS
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.shaper import (
@@ -30,7 +32,7 @@ from analytics.query.shaper import (
     group_values,
     shape_series,
 )
-from analytics.query.tree import BucketList, Filter, Rows, Select
+from analytics.query.tree import BucketList, Coverage, Filter, Rows, Select
 from budmetrics_site.exceptions import ResultTooLargeError, TooManyResultRowsError
 
 # Every summary carries these, whatever was asked (the seed's summary shape).
@@ -55,6 +57,7 @@ class AnalyticsQuery:
     include_other: bool = False
     compare_previous: bool = False
     warnings: tuple[str, ...] = ()
+    exact: bool = False  # force raw rows (no rollup)
 
     @classmethod
     def from_validated(cls, data: dict[str, Any], scope: ProjectScope) -> AnalyticsQuery:
@@ -76,6 +79,7 @@ class AnalyticsQuery:
             include_other=data["include_other"],
             compare_previous=data["compare_previous"],
             warnings=tuple(data["warnings"]),
+            exact=bool(data.get("exact", False)),
         )
 
     def rows(self, start: datetime | None = None, end: datetime | None = None) -> Rows:
@@ -106,6 +110,15 @@ def _group_exprs(query: AnalyticsQuery) -> list[str]:
     return [f"toString({dimension(d).sql})" for d in query.group_by]
 
 
+def _coverage(query: AnalyticsQuery, bucketed: bool) -> Coverage:
+    return Coverage(
+        dimensions=query.group_by,
+        bucket=query.bucket if bucketed else None,
+        timezone=query.timezone,
+        exact=query.exact,
+    )
+
+
 def _group_params(query: AnalyticsQuery) -> dict[str, Any]:
     """Parameters the group_by expressions name (tag keys)."""
     params: dict[str, Any] = {}
@@ -118,7 +131,8 @@ def ranking_select(query: AnalyticsQuery) -> Select:
     """The N largest groups by ``order_by`` over the whole range, plus one row to tell
     whether anything was cut."""
     metric = METRICS[query.order_by or query.metrics[0]]
-    metric_sql = METRICS[metric.derived_from].sql if metric.derived_from else metric.sql
+    ranked_by = metric.derived_from or metric.name
+    metric_sql = METRICS[ranked_by].sql
     keys = tuple(f"g{i}" for i in range(len(query.group_by)))
     return Select(
         columns=(
@@ -130,6 +144,8 @@ def ranking_select(query: AnalyticsQuery) -> Select:
         order_by=("rank_value DESC NULLS LAST", *keys),
         limit=int(query.top_n or 0) + 1,
         params=MappingProxyType(_group_params(query)),
+        metric_columns=MappingProxyType({"rank_value": ranked_by}),
+        coverage=_coverage(query, bucketed=False),
     )
 
 
@@ -161,9 +177,8 @@ def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None 
     sets: list[tuple[str, ...]] = [keys, ()]
     if group_keys:
         sets.insert(1, group_keys)
-    metric_columns = [
-        (METRICS[m].sql, f"m_{m}") for m in sql_metrics([*query.metrics, *SUMMARY_ALWAYS])
-    ]
+    names = sql_metrics([*query.metrics, *SUMMARY_ALWAYS])
+    metric_columns = [(METRICS[m].sql, f"m_{m}") for m in names]
     return Select(
         columns=(
             (bucket_sql(query.bucket), "bucket"),
@@ -175,6 +190,8 @@ def main_select(query: AnalyticsQuery, top_groups: list[tuple[str, ...]] | None 
         grouping_sets=tuple(sets),
         order_by=("grouping_id", *keys),
         params=MappingProxyType(params),
+        metric_columns=MappingProxyType({f"m_{m}": m for m in names}),
+        coverage=_coverage(query, bucketed=True),
     )
 
 
@@ -183,6 +200,8 @@ def summary_select(query: AnalyticsQuery, start: datetime, end: datetime) -> Sel
     return Select(
         columns=tuple((METRICS[m].sql, f"m_{m}") for m in names),
         source=query.rows(start, end),
+        metric_columns=MappingProxyType({f"m_{m}": m for m in names}),
+        coverage=_coverage(query, bucketed=False),
     )
 
 
@@ -201,14 +220,44 @@ def _too_many_points(limit: int) -> ResultTooLargeError:
     )
 
 
+def past_raw_retention(query: AnalyticsQuery) -> tuple[AnalyticsQuery, list[str]]:
+    """A range starting before the raw rows' TTL (``CLICKHOUSE_RETENTION_DAYS``) is
+    answered from rollups only: ``exact`` is dropped when a rollup covers the rest, and a
+    warning names the metrics unavailable before the cutoff (the sketch metrics' exact
+    values; every metric when no rollup covers the request)."""
+    cutoff = datetime.now(UTC) - timedelta(days=settings.CLICKHOUSE_RETENTION_DAYS)
+    if query.start >= cutoff:
+        return query, []
+    when = f"before {format_time(cutoff)} (CLICKHOUSE_RETENTION_DAYS)"
+    relaxed = replace(query, exact=False)
+    chosen = plan(main_select(relaxed))
+    rollup = chosen.storage.rollup if chosen.storage else None
+    if rollup is None:
+        reasons = "; ".join(f"{name}: {why}" for name, why in chosen.refused)
+        return query, [
+            f"Raw rows {when} are deleted and no rollup covers this request ({reasons}): "
+            f"{', '.join(query.metrics)} are unavailable for that part of the range."
+        ]
+    sketched = [m for m in query.metrics if m in rollup.approximate]
+    warning = f"Raw rows {when} are deleted; this answer comes from the {rollup.name} rollup"
+    if query.exact:
+        warning += " (exact: true could not be honoured)"
+    if sketched:
+        warning += f"; exact values of {', '.join(sketched)} are unavailable (sketches)"
+    return relaxed, [warning + "."]
+
+
 def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
     """Run the queries an analytics request needs, then shape their rows."""
     started = time.perf_counter()
+    query, retention_warnings = past_raw_retention(query)
     rows_read = 0
+    sources: list[str] = []
     ranked: list[tuple[str, ...]] | None = None
     if query.top_n and query.group_by:
         ranking = execute(ranking_select(query))
         rows_read += ranking.rows_read
+        sources.append(ranking.source)
         ranked = [tuple(str(v) for v in row[: len(query.group_by)]) for row in ranking.rows]
     top_groups = ranked[: query.top_n] if ranked is not None else None
 
@@ -218,6 +267,7 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
     except TooManyResultRowsError as exc:  # the row cap; memory limits stay a 422
         raise _too_many_points(limit) from exc
     rows_read += main.rows_read
+    sources.append(main.source)
 
     buckets: list[datetime] | None = None
     if query.fill_gaps:
@@ -228,6 +278,7 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
         span = query.end - query.start
         result = execute(summary_select(query, query.start - span, query.start))
         rows_read += result.rows_read
+        sources.append(result.source)
         previous = result.dicts()[0] if result.rows else None
 
     shaped = shape_series(
@@ -248,4 +299,19 @@ def run_analytics(query: AnalyticsQuery) -> AnalyticsResult:
     shaped.meta["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
     shaped.meta["rows_read"] = rows_read
     shaped.meta["groups"] = groups
+    shaped.meta.update(source_meta(query, main.source, sources))
+    shaped.meta["warnings"].extend(retention_warnings)
     return shaped
+
+
+def source_meta(query: AnalyticsQuery, source: str, sources: list[str]) -> dict[str, Any]:
+    """``meta.source`` (the main query's storage: "raw" or a rollup name) and
+    ``meta.approximate`` ({metric: error bound} for asked metrics any rollup-read query of
+    this answer took from a sketch; {} when everything is exact)."""
+    approximate: dict[str, str] = {}
+    for name in sources:
+        rollup = ROLLUPS.get(name)
+        if rollup is not None:
+            bounds = rollup.approximate
+            approximate.update({m: bounds[m] for m in query.metrics if m in bounds})
+    return {"source": source, "approximate": approximate}

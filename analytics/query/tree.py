@@ -116,12 +116,28 @@ class Window:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """What a query asks beyond its metrics, so the planner can tell whether a rollup
+    answers it: the dimensions it groups by, its time bucket (None: none, the whole range)
+    in ``timezone``, and whether the caller insisted on raw rows (``exact``)."""
+
+    dimensions: tuple[str, ...] = ()
+    bucket: str | None = None
+    timezone: str = "UTC"
+    exact: bool = False
+
+
+@dataclass(frozen=True)
 class Select:
     """``SELECT columns FROM source [WHERE where] [GROUP BY …] [ORDER BY …] [LIMIT …]``.
 
     ``columns`` are ``(expression, alias)`` pairs ("" for no alias); ``where`` filters a
     subquery source (a ``Rows`` source gets its WHERE from the printer's guard);
     ``grouping_sets``, when given, replaces ``group_by``. ``limit``/``offset`` are bound.
+    ``metric_columns`` names the columns that are registry metrics (alias -> metric) and
+    ``coverage`` describes the rest; with both, the planner may answer from a rollup
+    (the printer then prints those columns from merged states). Without ``coverage`` a
+    query reads raw rows.
     """
 
     columns: tuple[tuple[str, str], ...]
@@ -134,6 +150,8 @@ class Select:
     offset: int | None = None
     distinct: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
+    metric_columns: Mapping[str, str] = field(default_factory=dict)
+    coverage: Coverage | None = None
 
     @property
     def rows(self) -> Rows:

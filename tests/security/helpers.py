@@ -18,7 +18,7 @@ import pytest
 from analytics.query import runner
 from analytics.query.printer import PrintedQuery
 from analytics.query.registry import TABLE
-from tests.conftest import clickhouse_client, insert_rows
+from tests.conftest import insert_rows, truncate_clickhouse
 
 GUARD = "project_id IN {scope_project_ids:Array(UUID)}"
 # A read of the table, as the printer emits it: the guard opens the WHERE clause.
@@ -117,9 +117,9 @@ def module_rows(rows: list[dict[str, Any]]) -> Any:
     @pytest.fixture(scope="module", autouse=True)
     def _traffic(django_db_setup: Any, django_db_blocker: Any) -> Any:
         with django_db_blocker.unblock():
-            clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+            truncate_clickhouse()
             insert_rows(rows)
             yield
-            clickhouse_client().command("TRUNCATE TABLE gateway_analytics")
+            truncate_clickhouse()
 
     return _traffic
