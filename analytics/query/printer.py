@@ -197,7 +197,11 @@ def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str
     raw_columns = ", ".join([f"{BUCKET_15M} AS timestamp", *dims, states])
     bottom = [
         f"SELECT {raw_columns}",
-        f"FROM (SELECT * FROM {RAW.table} WHERE {_where(guard_clauses(edges, binder))})",  # noqa: S608 - the printer: registry identifiers, values bound
+        "FROM (",
+        "    SELECT *",
+        f"    FROM {RAW.table}",
+        f"    WHERE {_where(guard_clauses(edges, binder))}",
+        ")",
         f"GROUP BY {keys}",
     ]
     body = "\n".join(inner + line for line in [*top, "UNION ALL", *bottom])

@@ -18,12 +18,15 @@ import pytest
 from analytics.query import runner
 from analytics.query.printer import PrintedQuery
 from analytics.query.registry import TABLE
+from analytics.query.rollups import ROLLUPS
 from tests.conftest import insert_rows, truncate_clickhouse
 
 GUARD = "project_id IN {scope_project_ids:Array(UUID)}"
-# A read of the table, as the printer emits it: the guard opens the WHERE clause.
+# A read of the table or of a rollup of it (whose names start with the table's), as the
+# printer emits it: the guard opens the WHERE clause.
+_TABLES = "|".join(re.escape(name) for name in (TABLE, *(r.table for r in ROLLUPS.values())))
 _GUARDED_READ = re.compile(
-    rf"FROM {TABLE}\n[ ]*WHERE \({re.escape(GUARD)}\) AND \(timestamp >= ",
+    rf"FROM ({_TABLES})\n[ ]*WHERE \({re.escape(GUARD)}\) AND \(timestamp >= ",
 )
 
 
