@@ -179,3 +179,38 @@ def test_log_queries_redacts_values_unless_log_query_values(
         assert entry["served_by"] == "primary"
         if not with_values:
             assert set(entry["parameters"].values()) == {"<redacted>"}
+
+
+def test_the_request_log_carries_meta_and_debug_output_for_staff_only(
+    staff: Any, api_client_factory: Any, rows: None
+) -> None:
+    """The request log's page and single read: ``meta.served_by`` always, ``meta.debug``
+    (SQL with placeholders, plan) for staff who ask, a 400 naming ``debug`` for a key."""
+    page_url = (
+        "/gateway/requests?start_time=2024-01-01T00:00:00Z&end_time=2024-01-02T00:00:00Z"
+        f"&project_ids={P1}&fields=request_id,client_id"
+    )
+    key = api_client_factory([P1])
+    plain = key.get(page_url)
+    assert plain.status_code == 200, plain.content
+    assert plain.json()["meta"] == {"served_by": "primary"}
+    assert len(plain.json()["data"]["requests"]) == 4
+    assert "debug" in error_fields(key.get(page_url + "&debug=true"))
+
+    page = staff.get(page_url + "&debug=true")
+    assert page.status_code == 200, page.content
+    statements = page.json()["meta"]["debug"]["statements"]
+    assert statements
+    for statement in statements:
+        assert "{scope_project_ids:Array(UUID)}" in statement["sql"]
+        assert str(P1) not in statement["sql"]
+        assert statement["storage"] == "raw"
+        assert "ReadFromMergeTree" in "\n".join(statement["plan"])
+
+    request_id = plain.json()["data"]["requests"][0]["request_id"]
+    one = staff.get(f"/gateway/requests/{request_id}?debug=true")
+    assert one.status_code == 200, one.content
+    assert one.json()["data"]["client_id"] == "secret-client"
+    assert one.json()["meta"]["served_by"] == "primary"
+    assert one.json()["meta"]["debug"]["statements"]
+    assert "debug" in error_fields(key.get(f"/gateway/requests/{request_id}?debug=true"))

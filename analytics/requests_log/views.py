@@ -29,8 +29,10 @@ from rest_framework.views import APIView
 from analytics.access.audit import AuditedQueryMixin, record_query
 from analytics.access.principals import client_of
 from analytics.access.scope import scope_for
+from analytics.data_view import debug_wanted
 from analytics.endpoints import form_data
 from analytics.query.buckets import format_time
+from analytics.query.trace import tracing
 from analytics.requests_log import jobs
 from analytics.requests_log.cursor import caller_of, encode_cursor
 from analytics.requests_log.export import (
@@ -131,8 +133,11 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
     )
     def get(self, request: Request) -> Any:
         fmt = export_format(request)
+        debug = debug_wanted(request)
+        params = query_params_data(request.query_params)
+        params.pop("debug", None)
         serializer = RequestLogQuerySerializer(
-            data=query_params_data(request.query_params),
+            data=params,
             context={"caller": caller_of(request.user), "export": fmt},
         )
         serializer.is_valid(raise_exception=True)
@@ -143,7 +148,8 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
         if fmt:
             stated = "limit" not in serializer.initial_data
             return self.export(request, fmt, query, data["limit"], stated=stated)
-        page = request_page(query, data["limit"])
+        with tracing(debug=debug) as trace:
+            page = request_page(query, data["limit"])
         self.audit_rows = len(page.rows)
         next_url = None
         if page.last is not None:
@@ -164,6 +170,7 @@ class RequestLogView(ExportFormatMixin, AuditedQueryMixin, APIView):
                     "start_time": format_time(data["start_time"]),
                     "end_time": format_time(data["end_time"]),
                 },
+                "meta": trace.meta(),
             }
         )
 
@@ -221,13 +228,15 @@ class RequestDetailView(AuditedQueryMixin, APIView):
         tags=["requests"],
     )
     def get(self, request: Request, request_id: uuid.UUID) -> Response:
-        reject_unknown_params(request)
+        reject_unknown_params(request, allowed=["debug"])
+        debug = debug_wanted(request)
         self.audit_params = {"request_id": str(request_id)}
-        row = request_by_id(scope_for(request.user, []), request_id)
+        with tracing(debug=debug) as trace:
+            row = request_by_id(scope_for(request.user, []), request_id)
         if row is None:
             raise exceptions.NotFound("No such request in the projects you may read.")
         self.audit_rows = 1
-        return Response({"success": True, "data": row})
+        return Response({"success": True, "data": row, "meta": trace.meta()})
 
 
 # --- background exports -----------------------------------------------------------------------
