@@ -256,11 +256,20 @@ def celery_worker_on_redis(settings: Any) -> Any:
         broker_url=broker,
         task_default_queue=f"test-{id(app)}-{time.time_ns()}",
     )
+    _drop_broker_connections(app)  # an earlier test's pool would still publish to the old URL
     with start_worker(
         app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
     ):
         yield app
     app.conf.update(**saved)
+    _drop_broker_connections(app)
+
+
+def _drop_broker_connections(app: Any) -> None:
+    """Celery keeps its connection and producer pools for the app's lifetime, bound to the
+    broker URL they were made with; a changed ``broker_url`` needs fresh ones."""
+    app._pool = None
+    app.amqp._producer_pool = None
 
 
 def _wait_for(predicate: Any, seconds: float = 90.0) -> bool:
