@@ -125,6 +125,21 @@ def role_baseline(work_dir: str, size: int) -> None:
         end=end,
         fields=tuple(FIELDS.split(",")),
     )
+    # The engine's share of the server's RSS growth: the export's own sliced stream
+    # (analytics.requests_log.queries.stream_rows), blocks discarded, no Django, no
+    # encoding, measured the way the driver measures the server (peak - before).
+    from analytics.requests_log.queries import stream_rows
+
+    for warm in stream_rows(query, 10_000):
+        del warm
+    before = _rss_mib(os.getpid())
+    sampler = RssSampler(os.getpid())
+    sampler.start()
+    streamed = 0
+    for block in stream_rows(query, size):
+        streamed += len(block)
+    sampler.stop.set()
+    sampler.join()
     printed = print_plan(plan(log_select(query, size + 1)))
     client = get_client()
     count = 0
@@ -139,7 +154,16 @@ def role_baseline(work_dir: str, size: int) -> None:
             count += len(block)
             sink.write("")  # the rows go nowhere: decoding them is the cost measured
     seconds = time.perf_counter() - started
-    print(json.dumps({"rows": min(count, size), "seconds": seconds}))
+    print(
+        json.dumps(
+            {
+                "rows": min(count, size),
+                "seconds": seconds,
+                "engine_growth": max(sampler.peak - before, 0.0),
+                "engine_rows": min(streamed, size),
+            }
+        )
+    )
 
 
 # --- the driver ---------------------------------------------------------------------------
@@ -231,6 +255,13 @@ def main() -> int:
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=[1_000_000, 5_000_000], help="rows exported"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="export each size and format this many times (round 2+: the engine's caches "
+        "are already grown)",
+    )
     parser.add_argument("--role", choices=["prepare", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--work-dir", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
@@ -285,10 +316,11 @@ def main() -> int:
         for fmt in ("csv", "ndjson"):  # warm-up: the engine opens, caches fill
             _export(port, server.pid, prepared["key"], window, fmt, 10_000)
         results = []
-        for size in sizes:
-            for fmt in ("csv", "ndjson"):
-                measured = _export(port, server.pid, prepared["key"], window, fmt, size)
-                results.append((size, fmt, measured))
+        for round_no in range(1, args.rounds + 1):
+            for size in sizes:
+                for fmt in ("csv", "ndjson"):
+                    measured = _export(port, server.pid, prepared["key"], window, fmt, size)
+                    results.append((round_no, size, fmt, measured))
         rss_end = _rss_mib(server.pid)
     finally:
         if server is not None:
@@ -297,7 +329,7 @@ def main() -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
 
     rows = []
-    for size, fmt, measured in results:
+    for round_no, size, fmt, measured in results:
         api_rate = measured["rows"] / measured["seconds"]
         base = baseline[size]
         base_rate = base["rows"] / base["seconds"]
@@ -305,6 +337,7 @@ def main() -> int:
         growth = measured["growth"]
         rows.append(
             [
+                str(round_no),
                 f"{size:,}",
                 fmt,
                 f"{measured['seconds']:.1f}",
@@ -318,6 +351,7 @@ def main() -> int:
     print(
         _table(
             [
+                "round",
                 "rows exported",
                 "format",
                 "API s",
@@ -329,6 +363,12 @@ def main() -> int:
             rows,
         )
     )
+    for size in sizes:
+        base = baseline[size]
+        print(
+            f"engine alone (the export's sliced stream, blocks discarded, no Django): "
+            f"{base['engine_rows']:,} rows, RSS growth {base['engine_growth']:.1f} MiB"
+        )
     load = os.getloadavg()
     print(
         f"\nmachine: {os.cpu_count()} CPUs, {platform.platform()}, Python "

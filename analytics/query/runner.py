@@ -211,6 +211,10 @@ class BlockStream:
 # Read formats a stream may ask for: clickhouse-connect decodes these types as text
 # (an export writes UUIDs as text anyway; decoding them to ``uuid.UUID`` first is waste).
 TEXT_FORMATS = {"UUID": "string"}
+# Rows per block of a stream: the rows of one block are Python objects all at once (about
+# 1 KiB a row for a dozen columns), and the engine otherwise sends a whole sorted export
+# slice (50,000 rows) as one block; bench/export_stream.py measures the RSS it saves.
+STREAM_BLOCK_ROWS = 10_000
 
 
 def stream(printed: PrintedQuery, *, text_uuids: bool = False) -> BlockStream:
@@ -226,7 +230,7 @@ def stream(printed: PrintedQuery, *, text_uuids: bool = False) -> BlockStream:
         context = client.query_row_block_stream(
             printed.sql,
             parameters=printed.params,
-            settings=read_settings(),
+            settings={**read_settings(), "max_block_size": STREAM_BLOCK_ROWS},
             query_formats=dict(TEXT_FORMATS) if text_uuids else None,
         )
         return context, context.__enter__()
