@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from clickhouse_connect.driver import exceptions as ch_errors
@@ -75,16 +75,12 @@ def run(
         with QUERY_DURATION.time():
             (result, plan_lines), served_by = failover.call(on)
     except ch_errors.Error as exc:
-        translated = translate_error(exc)
-        logger.warning(
+        _raise_translated(
+            exc,
             "clickhouse_query_failed",
-            code=error_code(exc),
             error=str(exc).splitlines()[0][:500],
             sql=printed.sql if settings.LOG_QUERIES else None,
         )
-        if translated is exc:
-            raise
-        raise translated from exc
     elapsed_ms = timing["elapsed_ms"]
     summary = dict(result.summary or {})
     rows = [tuple(row) for row in result.result_rows]
@@ -119,6 +115,16 @@ def run(
         source=printed.source,
         summary=summary,
     )
+
+
+def _raise_translated(exc: ch_errors.Error, event: str, **fields: Any) -> NoReturn:
+    """Log a driver failure and raise it as the domain error it maps to (503/504/422 once
+    ``budmetrics_site.errors`` maps them), or as itself when it maps to none."""
+    translated = translate_error(exc)
+    logger.warning(event, code=error_code(exc), **fields)
+    if translated is exc:
+        raise exc
+    raise translated from exc
 
 
 def logged_parameters(params: dict[str, Any]) -> dict[str, Any]:
@@ -178,11 +184,7 @@ class BlockStream:
                 self.rows += len(block)
                 yield block
         except ch_errors.Error as exc:
-            translated = translate_error(exc)
-            logger.warning("clickhouse_stream_failed", code=error_code(exc))
-            if translated is exc:
-                raise
-            raise translated from exc
+            _raise_translated(exc, "clickhouse_stream_failed")
         finally:
             self.close()
 
@@ -239,11 +241,7 @@ def stream(printed: PrintedQuery, *, text_uuids: bool = False) -> BlockStream:
         (context, blocks), served_by = failover.call(open_on)
         return BlockStream(printed, context, blocks, served_by)
     except ch_errors.Error as exc:
-        translated = translate_error(exc)
-        logger.warning("clickhouse_query_failed", code=error_code(exc))
-        if translated is exc:
-            raise
-        raise translated from exc
+        _raise_translated(exc, "clickhouse_query_failed")
 
 
 def execute_stream(query: Select | UnscopedSystemQuery, *, text_uuids: bool = False) -> BlockStream:
