@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -25,9 +26,10 @@ from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
 from analytics.query.rollups import SERIES
+from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
-from analytics.query.tree import FilterLeaf, FilterNode
+from analytics.query.tree import Coverage, FilterLeaf, FilterNode, Rows, Select
 from tests.conftest import clickhouse_client, insert_rows, make_row, truncate_clickhouse
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
@@ -497,3 +499,60 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
         (BASE + timedelta(minutes=15)).isoformat(),
         (BASE + timedelta(hours=6, minutes=45)).isoformat(),
     ]
+
+
+# --- nested queries and their raw fallback ------------------------------------------------
+
+
+def _per_model_then_top(exact: bool, fallback: Select | None = None) -> Select:
+    """A covered inner GROUP BY (per model) under an outer stage (rank, keep two)."""
+    rows = Rows(
+        scope=ProjectScope.all_projects(),
+        start=BASE + timedelta(minutes=7),
+        end=BASE + timedelta(hours=20, minutes=3),
+    )
+    inner = Select(
+        columns=(("model_name", ""), (METRICS["total_requests"].sql, "n")),
+        source=rows,
+        group_by=("model_name",),
+        metric_columns=MappingProxyType({"n": "total_requests"}),
+        coverage=Coverage(dimensions=("model_name",), exact=exact),
+    )
+    return Select(
+        columns=(("model_name", ""), ("n", "")),
+        source=inner,
+        order_by=("n DESC", "model_name"),
+        limit=2,
+        fallback=fallback,
+    )
+
+
+def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_refused(
+    clickhouse: Any,
+) -> None:
+    clickhouse(
+        [
+            make_row(timestamp=BASE + timedelta(minutes=5 * i), model_name=MODELS[i % 3])
+            for i in range(300)
+            if i % 3 != 2 or i % 2
+        ]
+    )
+    covered = plan(_per_model_then_top(exact=False))
+    assert covered.source == SERIES.name, covered.refused
+    raw_tree = _per_model_then_top(exact=True)
+    fallback = Select(
+        columns=(("model_name", ""), ("count()", "n")),
+        source=raw_tree.rows,
+        group_by=("model_name",),
+        order_by=("n DESC", "model_name"),
+        limit=2,
+    )
+    refused = plan(_per_model_then_top(exact=True, fallback=fallback))
+    assert refused.source == "raw"
+    assert refused.query is fallback
+    assert refused.refused == ((SERIES.name, "exact requested"),)
+    rolled = execute(_per_model_then_top(exact=False)).rows
+    assert rolled == execute(_per_model_then_top(exact=True, fallback=fallback)).rows
+    assert rolled == execute(raw_tree).rows
+    assert len(rolled) == 2
+    assert rolled[0][1] > rolled[1][1]

@@ -5,13 +5,15 @@ Priority (Snuba's storage selector, written where it is decided):
 2. among those, the one with the fewest rows per unit of time (rollups before raw);
 3. the raw table ``gateway_analytics`` always covers everything and is the fallback.
 
-A rollup (``analytics.query.rollups``) answers a ``Select`` that describes itself
+A rollup (``analytics.query.rollups``) answers a ``Select`` whose innermost select (the
+one reading rows) describes itself
 (``metric_columns`` + ``coverage``) when every metric, group-by dimension and filter is
 covered, the bucket is 15 minutes or coarser and the zone's offsets over the range are
 multiples of 15 minutes (so every bucket edge is a rollup edge), and the range holds at
 least one whole 15-minute bucket. The aligned middle of the range is then read from the
 rollup and the unaligned edges from raw rows (``Plan.middle``); the printer merges both.
-Each storage passed over is named on ``Plan.refused`` with the reason.
+Each storage passed over is named on ``Plan.refused`` with the reason. When raw is
+chosen and the query carries a ``fallback`` (a tree shaped for raw rows), that is run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ from analytics.query.tree import (
     BucketList,
     Filter,
     FilterLeaf,
-    Rows,
     Select,
     UnscopedSystemQuery,
 )
@@ -70,14 +71,17 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
     if isinstance(query, BucketList):
         return Plan(query=query, storage=None)
     select = query.select if isinstance(query, UnscopedSystemQuery) else query
+    target = select.rows_select
     refused: list[tuple[str, str]] = []
     for storage in STORAGES.values():
         if storage.rollup is None:
             continue
-        reason = refusal(select, storage.rollup)
+        reason = refusal(target, storage.rollup)
         if reason is None:
-            return Plan(query, storage, tuple(refused), middle=aligned_middle(select))
+            return Plan(query, storage, tuple(refused), middle=aligned_middle(target))
         refused.append((storage.name, reason))
+    if isinstance(query, Select) and query.fallback is not None:
+        return Plan(query=query.fallback, storage=RAW, refused=tuple(refused))
     return Plan(query=query, storage=RAW, refused=tuple(refused))
 
 
@@ -127,11 +131,10 @@ def refusal(select: Select, rollup: Rollup) -> str | None:
         return "query does not describe its metrics and dimensions"
     if coverage.exact:
         return "exact requested"
-    if not isinstance(select.source, Rows):
-        return "nested query"
     rows = select.rows
     for metric in select.metric_columns.values():
-        if metric not in rollup.metrics or METRICS[metric].derived_from:
+        registered = METRICS.get(metric)
+        if metric not in rollup.metrics or (registered and registered.derived_from):
             return f"metric {metric} not covered"
     for name in coverage.dimensions:
         if name not in rollup.dimensions:

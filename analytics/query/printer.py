@@ -212,7 +212,8 @@ def _print_select(
     select: Select, table: str, binder: Binder, indent: str = "", plan: Plan | None = None
 ) -> str:
     binder.add(select.params)
-    rollup = plan.storage.rollup if plan is not None and plan.storage else None
+    reads_rows = isinstance(select.source, Rows)
+    rollup = plan.storage.rollup if reads_rows and plan is not None and plan.storage else None
     # One column a line (aligned under the first), so a change reads as a one-line diff.
     columns = f",\n{indent}       ".join(
         f"{expr} AS {alias}" if alias else expr for expr, alias in _column_exprs(select, rollup)
@@ -226,7 +227,7 @@ def _print_select(
         if outer_where:
             raise ValueError("conditions on table rows belong to Rows.conditions")
     else:
-        inner = _print_select(select.source, table, binder, indent + "    ")
+        inner = _print_select(select.source, table, binder, indent + "    ", plan)
         lines = [head, f"FROM (\n{inner}\n{indent})"]
         outer_where = _conditions(select.where, binder)
         if outer_where:

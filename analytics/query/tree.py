@@ -137,7 +137,11 @@ class Select:
     ``metric_columns`` names the columns that are registry metrics (alias -> metric) and
     ``coverage`` describes the rest; with both, the planner may answer from a rollup
     (the printer then prints those columns from merged states). Without ``coverage`` a
-    query reads raw rows.
+    query reads raw rows. In a nested query it is the innermost select (the one reading
+    ``Rows``) that describes itself; the outer ones read its columns either way.
+    ``fallback`` is the tree to run instead when no rollup answers (same output columns):
+    a query shaped for merged states (one pass over pre-aggregated rows) may have a
+    faster shape over raw rows (pre-grouping, exact percentile states).
     """
 
     columns: tuple[tuple[str, str], ...]
@@ -152,6 +156,7 @@ class Select:
     params: Mapping[str, Any] = field(default_factory=dict)
     metric_columns: Mapping[str, str] = field(default_factory=dict)
     coverage: Coverage | None = None
+    fallback: Select | None = None
 
     @property
     def rows(self) -> Rows:
@@ -160,6 +165,14 @@ class Select:
         while isinstance(source, Select):
             source = source.source
         return source
+
+    @property
+    def rows_select(self) -> Select:
+        """The innermost select: the one reading ``Rows`` (what the planner plans)."""
+        select = self
+        while isinstance(select.source, Select):
+            select = select.source
+        return select
 
 
 @dataclass(frozen=True)
