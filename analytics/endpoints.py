@@ -32,6 +32,7 @@ from analytics.cache import CacheInfo, cached_answer, encode
 from analytics.query import AnalyticsQuery, run_analytics
 from analytics.query.buckets import format_time
 from analytics.query.scope import ProjectScope
+from analytics.query.trace import current as current_trace
 from analytics.query.trace import tracing
 from analytics.query.tree import Window
 from analytics.routes_clients.queries import CLIENT_AGENT_COLUMNS, client_analytics, top_routes
@@ -213,6 +214,9 @@ def _compute(endpoint: Endpoint, data: Data, scope: ProjectScope) -> Any:
     """What the cache stores: the encoded body and its row count, or, for an endpoint
     finished after the cache, the selector's result."""
     result = endpoint.selector(data, scope)
+    active = current_trace()
+    if isinstance(result, dict) and "meta" not in result and active is not None:
+        result = {**result, "meta": active.storage()}
     if endpoint.finish is not None:
         return result
     body = _body(endpoint, result)
@@ -359,6 +363,7 @@ def client_analytics_page(result: Data, data: Data, page_url: PageUrl) -> Data:
     """A cached page of clients with its links, which depend on the caller's URL."""
     limit, offset = data["limit"], data["offset"]
     return {
+        "meta": result.get("meta", {"source": "raw", "approximate": {}}),  # pre-rollup cache
         "clients": result["clients"],
         "summary": result["summary"],
         "pagination": {

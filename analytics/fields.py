@@ -403,3 +403,17 @@ def validate_time_range(start: datetime, end: datetime) -> None:
         raise serializers.ValidationError(
             {"end_time": [f"The range may span at most {max_days} days (MAX_QUERY_TIME_RANGE)."]}
         )
+
+
+class StorageMetaSerializer(serializers.Serializer):
+    """Where an answer came from: the storage the planner chose for its queries."""
+
+    source = serializers.CharField(
+        help_text='"raw" (the gateway_analytics table), a rollup name (see GET '
+        '/gateway/analytics/schema), or several joined by "+" when the answer\'s queries '
+        "read different storages."
+    )
+    approximate = serializers.DictField(
+        child=serializers.CharField(),
+        help_text="Values taken from a sketch, with their error bound; {} when all are exact.",
+    )

@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from analytics import fields as shared_fields
 from analytics.fields import (
+    StorageMetaSerializer,
     StrictChoiceField,
     StrictModelSerializer,
     StrictQueryMixin,
@@ -301,6 +302,7 @@ class BlockingStatsSerializer(serializers.Serializer):
     block_reasons = BlockReasonSerializer(many=True)
     time_series = BlockingTimePointSerializer(many=True)
     summary = BlockingSummarySerializer()
+    meta = StorageMetaSerializer()
 
 
 class BlockingStatsResponseSerializer(serializers.Serializer):

@@ -7,7 +7,13 @@ from typing import Any
 
 from rest_framework import serializers
 
-from analytics.fields import StrictCharField, StrictChoiceField, WholeNumberField, choice_error
+from analytics.fields import (
+    StorageMetaSerializer,
+    StrictCharField,
+    StrictChoiceField,
+    WholeNumberField,
+    choice_error,
+)
 from analytics.window import WindowQuerySerializer
 from geo.queries import GEO_ORDER_COLUMNS
 
@@ -90,6 +96,7 @@ class GeoStatsDataSerializer(serializers.Serializer):
     regions = RegionStatsSerializer(many=True)
     cities = CityStatsSerializer(many=True)
     summary = GeoSummarySerializer()
+    meta = StorageMetaSerializer()
 
 
 class GeoStatsResponseSerializer(serializers.Serializer):

@@ -267,7 +267,11 @@ def test_empty_window_answers_empty_routes(superuser_client, clickhouse):
     _, body = _get(superuser_client)
     assert body == {
         "success": True,
-        "data": {"routes": [], "summary": {"total_routes": 0, "total_requests": 0}},
+        "data": {
+            "routes": [],
+            "summary": {"total_routes": 0, "total_requests": 0},
+            "meta": {"source": "raw", "approximate": {}},
+        },
         "meta": {"served_by": "primary"},
     }
 

@@ -96,6 +96,9 @@ def run(
         )
     if active is not None:
         active.served_by.append(served_by)
+        if chosen is not None and chosen.storage is not None:
+            active.sources.append(chosen.source)
+            active.approximate.update(sketched_metrics(chosen))
         if debug:
             active.statements.append(
                 {
@@ -146,6 +149,18 @@ def _plan_lines(client: Any, printed: PrintedQuery) -> list[str]:
     except ch_errors.Error as exc:
         return [f"EXPLAIN failed: {str(exc).splitlines()[0][:300]}"]
     return [str(row[0]) for row in result.result_rows]
+
+
+def sketched_metrics(chosen: Plan) -> dict[str, str]:
+    """The metrics of a plan that a rollup answers from a sketch, with their bound."""
+    rollup = chosen.storage.rollup if chosen.storage else None
+    query = chosen.query
+    if rollup is None or not isinstance(query, Select | UnscopedSystemQuery):
+        return {}
+    select = query.select if isinstance(query, UnscopedSystemQuery) else query
+    bounds = rollup.approximate
+    used = select.rows_select.metric_columns.values()
+    return {metric: bounds[metric] for metric in used if metric in bounds}
 
 
 def execute(

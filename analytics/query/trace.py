@@ -21,6 +21,18 @@ class Trace:
     debug: bool = False
     served_by: list[str] = field(default_factory=list)  # one entry per statement
     statements: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # storage of each data statement
+    approximate: dict[str, str] = field(default_factory=dict)  # sketch metric -> bound
+
+    def storage(self) -> dict[str, Any]:
+        """``source`` (the storage every data statement read: "raw", a rollup name, or
+        several joined by "+") and ``approximate`` (metrics taken from a sketch, with their
+        error bound), for an answer's ``data.meta``: part of the cached body, unlike
+        ``meta()``, because a cache hit runs no statement."""
+        return {
+            "source": "+".join(dict.fromkeys(self.sources)) or "raw",
+            "approximate": dict(self.approximate),
+        }
 
     @property
     def used_backup(self) -> bool:

@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from analytics.fields import (
     JsonBooleanField,
+    StorageMetaSerializer,
     StrictCharField,
     StrictChoiceField,
     WholeNumberField,
@@ -152,6 +153,7 @@ class RoutesSummarySerializer(serializers.Serializer):
 class TopRoutesDataSerializer(serializers.Serializer):
     routes = RouteSerializer(many=True)
     summary = RoutesSummarySerializer()
+    meta = StorageMetaSerializer()
 
 
 class TopRoutesResponseSerializer(serializers.Serializer):
@@ -205,6 +207,7 @@ class ClientAnalyticsDataSerializer(serializers.Serializer):
     clients = ClientSerializer(many=True)
     summary = ClientsSummarySerializer()
     pagination = PaginationSerializer()
+    meta = StorageMetaSerializer()
 
 
 class ClientAnalyticsResponseSerializer(serializers.Serializer):
