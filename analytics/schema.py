@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connections
 
@@ -275,3 +276,37 @@ def rollup_backfill_statement(options: TableOptions, rollup: Rollup) -> str:
     """Every raw row into a new, empty rollup (the migration that creates it)."""
     source = f"`{options.database}`.`{TABLE}`"
     return f"INSERT INTO {rollup_write_table(options, rollup)} {rollup.state_select_sql(source)}"
+
+
+def rollup_migration(*names: str) -> tuple[Any, Any]:
+    """``RunPython`` functions creating (with a backfill from raw rows) and dropping the
+    named rollups: each migration names the rollups it adds, so adding one to ``ROLLUPS``
+    later never changes what an applied migration did."""
+
+    def chosen() -> list[Rollup]:
+        from analytics.query.rollups import ROLLUPS
+
+        return [ROLLUPS[name] for name in names]
+
+    def create(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.alias != "clickhouse":
+            return
+        from django.conf import settings
+
+        options = current_options(schema_editor.connection.alias)
+        for rollup in chosen():
+            for statement in create_rollup_statements(
+                options, rollup, settings.ROLLUP_RETENTION_DAYS
+            ):
+                schema_editor.execute(statement, params=None)
+            schema_editor.execute(rollup_backfill_statement(options, rollup), params=None)
+
+    def drop(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.alias != "clickhouse":
+            return
+        options = current_options(schema_editor.connection.alias)
+        for rollup in chosen():
+            for statement in drop_rollup_statements(options, rollup):
+                schema_editor.execute(statement, params=None)
+
+    return create, drop

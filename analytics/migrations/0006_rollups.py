@@ -1,42 +1,16 @@
-"""Issue 11: rollup tables and the materialized views that feed them.
+"""Issue 11: the series rollup table and the materialized view that feeds it.
 
 The DDL is printed by ``analytics.schema`` from ``analytics.query.rollups`` (single node:
 AggregatingMergeTree + view; ``CLICKHOUSE_CLUSTER``: Replicated local tables, a
-Distributed table and a view per replica). Rows inserted before this migration are not in
-the rollups: ``manage.py rebuild_rollups`` backfills them (the planner cannot tell a
-missing backfill from no traffic, so run it after migrating a table that has rows).
+Distributed table and a view per replica). Rows inserted before this migration are
+backfilled by it; ``manage.py rebuild_rollups`` repairs a range later.
 """
 
 from django.db import migrations
 
+from analytics.schema import rollup_migration
 
-def create_rollups(apps, schema_editor):
-    if schema_editor.connection.alias != "clickhouse":
-        return
-    from django.conf import settings
-
-    from analytics import schema
-    from analytics.query.rollups import ROLLUPS
-
-    options = schema.current_options(schema_editor.connection.alias)
-    for rollup in ROLLUPS.values():
-        for statement in schema.create_rollup_statements(
-            options, rollup, settings.ROLLUP_RETENTION_DAYS
-        ):
-            schema_editor.execute(statement, params=None)
-        schema_editor.execute(schema.rollup_backfill_statement(options, rollup), params=None)
-
-
-def drop_rollups(apps, schema_editor):
-    if schema_editor.connection.alias != "clickhouse":
-        return
-    from analytics import schema
-    from analytics.query.rollups import ROLLUPS
-
-    options = schema.current_options(schema_editor.connection.alias)
-    for rollup in ROLLUPS.values():
-        for statement in schema.drop_rollup_statements(options, rollup):
-            schema_editor.execute(statement, params=None)
+create_rollups, drop_rollups = rollup_migration("series_15m")
 
 
 class Migration(migrations.Migration):
