@@ -204,7 +204,7 @@ def create_rollup_statements(
             f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.table}`\n{body}\n"
             f"ENGINE = AggregatingMergeTree\n{tail}",
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {db}.`{rollup.table}`\n"
-            f"AS {rollup.state_select_sql(f'{db}.`{TABLE}`')}",
+            f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup)}`')}",
         ]
     cluster = f"`{options.cluster}`"
     local = f"{rollup.table}_local"
@@ -216,8 +216,17 @@ def create_rollup_statements(
         f"AS {db}.`{local}`\n"
         f"ENGINE = Distributed({cluster}, {db}, `{local}`, rand())",
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER {cluster} "
-        f"TO {db}.`{local}`\nAS {rollup.state_select_sql(f'{db}.`{LOCAL_TABLE}`')}",
+        f"TO {db}.`{local}`\n"
+        f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup, local=True)}`')}",
     ]
+
+
+def _fed_from(rollup: Rollup, local: bool = False) -> str:
+    """The table whose inserts feed ``rollup``'s view: the raw table, or for a coarser
+    tier the finer rollup (so a tier aggregates the few rows of the finer view's block)."""
+    if rollup.fed_from is None:
+        return LOCAL_TABLE if local else TABLE
+    return f"{rollup.fed_from.table}_local" if local else rollup.fed_from.table
 
 
 def drop_rollup_statements(options: TableOptions, rollup: Rollup) -> list[str]:
@@ -253,11 +262,12 @@ def rollup_write_table(options: TableOptions, rollup: Rollup) -> str:
 
 
 def rollup_rebuild_statements(options: TableOptions, rollup: Rollup) -> list[str]:
-    """Replace a rollup's rows for ``[{start}, {end})`` (15-minute aligned, bound
-    parameters) by a fresh aggregate of the raw rows: delete, then ``INSERT … SELECT`` with
-    the view's own SELECT. Running it twice gives the same rows (idempotent); rows the view
-    adds for that range while it runs are counted twice, so rebuild ranges that receive no
-    inserts (``rebuild_rollups`` stops at the last whole 15 minutes)."""
+    """Replace a rollup's rows for ``[{start}, {end})`` (aligned to its bucket, bound
+    parameters) by a fresh aggregate of the raw rows (a tier: of the finer rollup's rows):
+    delete, then ``INSERT … SELECT`` with the view's own SELECT. Running it twice gives the
+    same rows (idempotent); rows the view adds for that range while it runs are counted
+    twice, so rebuild ranges that receive no inserts (``rebuild_rollups`` stops at the
+    last whole 15 minutes)."""
     db = f"`{options.database}`"
     delete_target = (
         f"{db}.`{rollup.table}_local` ON CLUSTER `{options.cluster}`"
@@ -265,7 +275,7 @@ def rollup_rebuild_statements(options: TableOptions, rollup: Rollup) -> list[str
         else f"{db}.`{rollup.table}`"
     )
     window = "timestamp >= {start:DateTime('UTC')} AND timestamp < {end:DateTime('UTC')}"
-    source = f"(SELECT * FROM {db}.`{TABLE}` WHERE {window})"  # noqa: S608 - code constants
+    source = f"(SELECT * FROM {db}.`{_fed_from(rollup)}` WHERE {window})"  # noqa: S608 - code constants
     return [
         f"ALTER TABLE {delete_target} DELETE WHERE {window} SETTINGS mutations_sync = 2",
         f"INSERT INTO {rollup_write_table(options, rollup)} {rollup.state_select_sql(source)}",
@@ -273,8 +283,9 @@ def rollup_rebuild_statements(options: TableOptions, rollup: Rollup) -> list[str
 
 
 def rollup_backfill_statement(options: TableOptions, rollup: Rollup) -> str:
-    """Every raw row into a new, empty rollup (the migration that creates it)."""
-    source = f"`{options.database}`.`{TABLE}`"
+    """Every raw row (for a tier: every row of the rollup it is fed from) into a new,
+    empty rollup (the migration that creates it)."""
+    source = f"`{options.database}`.`{_fed_from(rollup)}`"
     return f"INSERT INTO {rollup_write_table(options, rollup)} {rollup.state_select_sql(source)}"
 
 
@@ -305,7 +316,7 @@ def rollup_migration(*names: str) -> tuple[Any, Any]:
         if schema_editor.connection.alias != "clickhouse":
             return
         options = current_options(schema_editor.connection.alias)
-        for rollup in chosen():
+        for rollup in reversed(chosen()):  # a tier before the rollup feeding it
             for statement in drop_rollup_statements(options, rollup):
                 schema_editor.execute(statement, params=None)
 

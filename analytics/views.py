@@ -28,7 +28,7 @@ from analytics.query.registry import (
     TAG_KEY_PATTERN,
     tag_dimension,
 )
-from analytics.query.rollups import ROLLUPS
+from analytics.query.rollups import FAMILIES
 from analytics.requests_log.export import (
     EXPORT_RENDERERS,
     ExportFormatMixin,
@@ -154,7 +154,8 @@ def analytics_schema() -> dict[str, Any]:
 def rollups_schema() -> list[dict[str, Any]]:
     """What each rollup covers: a request whose metrics, group_by and filters are all
     listed, with a bucket of ``bucket`` or coarser, is answered from it (``meta.source``)
-    unless it sends ``exact: true``; ``approximate`` metrics then carry these bounds."""
+    unless it sends ``exact: true``; ``approximate`` metrics then carry these bounds.
+    ``tiers`` are its coarser copies (1h, 6h, 1d) the planner reads for long ranges."""
     return [
         {
             "name": rollup.name,
@@ -163,8 +164,9 @@ def rollups_schema() -> list[dict[str, Any]]:
             "metrics": [*rollup.metrics, *derived_covered(rollup.metrics)],
             "approximate": rollup.approximate,
             "retention_days": settings.ROLLUP_RETENTION_DAYS,
+            "tiers": [tier.name for tier in chain[1:]],
         }
-        for rollup in ROLLUPS.values()
+        for rollup, chain in ((chain[0], chain) for chain in FAMILIES.values())
     ]
 
 

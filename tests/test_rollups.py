@@ -154,7 +154,7 @@ filters_strategy = st.one_of(
 def requests_strategy(draw: Any) -> AnalyticsQuery:
     bucket = draw(st.sampled_from(BUCKETS))
     start_minute = draw(st.integers(2 * 24 * 60 - 600, 3 * 24 * 60))
-    length = draw(st.integers(45, 36 * 60))
+    length = draw(st.integers(45, 72 * 60))  # up to 3 days: the 6h and 1d tiers too
     group_by = tuple(draw(st.sampled_from(((), ("model_name",), ("model_provider",)))))
     top_n = draw(st.sampled_from((None, 1, 2))) if group_by else None
     metrics = tuple(
@@ -465,9 +465,10 @@ def test_a_range_older_than_the_rollup_retention_reads_raw_rows(
 def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any) -> None:
     response = superuser_client.get("/gateway/analytics/schema")
     assert response.status_code == 200
-    (rollup,) = response.json()["data"]["rollups"]
-    assert rollup["name"] == "series_15m"
+    rollups = {r["name"]: r for r in response.json()["data"]["rollups"]}
+    rollup = rollups["series_15m"]
     assert rollup["bucket"] == "15m"
+    assert rollup["tiers"] == ["series_1h", "series_6h", "series_1d"]
     assert rollup["dimensions"] == [
         "project_id",
         "model_id",
@@ -556,3 +557,69 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     assert rolled == execute(raw_tree).rows
     assert len(rolled) == 2
     assert rolled[0][1] > rolled[1][1]
+
+
+# --- coarser tiers ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("zone", "bucket", "tiers"),
+    [
+        ("UTC", "1d", ["series_1h", "series_6h", "series_1d"]),
+        ("Asia/Kolkata", "1d", ["series_1h", "series_6h"]),  # days start at :30
+        ("Asia/Kathmandu", "6h", ["series_1h"]),  # +5:45: no UTC quarter day fits
+        ("Asia/Kathmandu", "1h", []),
+        ("America/New_York", "1d", ["series_1h", "series_6h"]),  # a 23-hour day
+        ("UTC", "30m", []),
+    ],
+)
+def test_long_ranges_read_coarser_tiers_and_equal_raw(
+    clickhouse: Any, zone: str, bucket: str, tiers: list[str]
+) -> None:
+    """Rows over four days (DST in New York on the third), fed through the chained views;
+    a 3-day unaligned request reads each 15 minutes from the coarsest tier that fits
+    inside one of its buckets, and answers exactly as raw rows do."""
+    clickhouse(
+        [
+            make_row(
+                timestamp=BASE + timedelta(minutes=7 * i, seconds=i % 60),
+                model_name=MODELS[i % 3],
+                status_code=500 if i % 11 == 0 else 200,
+                response_time_ms=20 + (i * 37) % 900,
+                total_tokens=i,
+                cost=i / 1000,
+            )
+            for i in range(SPAN_MINUTES // 7)
+        ]
+    )
+    (tier_rows,) = (
+        clickhouse_client()
+        .query("SELECT countMerge(s_n) FROM gateway_analytics_series_1d")
+        .result_rows[0]
+    )
+    assert tier_rows == SPAN_MINUTES // 7  # the 1d tier saw every row, via 15m and 1h, 6h
+    query = AnalyticsQuery(
+        scope=ProjectScope.all_projects(),
+        start=BASE + timedelta(hours=3, minutes=7),
+        end=BASE + timedelta(days=3, hours=14, minutes=52),
+        bucket=bucket,
+        timezone=zone,
+        metrics=(
+            "total_requests",
+            "error_rate",
+            "avg_response_time",
+            "total_tokens",
+            "total_cost",
+            "p95_response_time",
+            "max_response_time",
+        ),
+        group_by=("model_name",),
+        top_n=2,
+        include_other=True,
+    )
+    chosen = plan(main_select(query))
+    assert chosen.source == SERIES.name
+    assert [tier.name for tier, _, _ in chosen.tiers] == tiers
+    rolled = run_analytics(query)
+    assert rolled.meta["source"] == SERIES.name
+    assert_same_answer(rolled, run_analytics(replace(query, exact=True)))

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from analytics.query.registry import BUCKETS, METRICS, TABLE
-from analytics.query.rollups import ROLLUPS, Rollup
+from analytics.query.rollups import FAMILIES, Rollup
 from analytics.query.tree import (
     BucketList,
     Filter,
@@ -44,7 +44,7 @@ class Storage:
 
 RAW = Storage(name="raw", table=TABLE)
 STORAGES: dict[str, Storage] = {
-    **{r.name: Storage(name=r.name, table=r.table, rollup=r) for r in ROLLUPS.values()},
+    **{name: Storage(name=name, table=c[0].table, rollup=c[0]) for name, c in FAMILIES.items()},
     RAW.name: RAW,
 }
 
@@ -60,6 +60,8 @@ class Plan:
     storage: Storage | None  # None: a table-less query (bucket lists)
     refused: tuple[tuple[str, str], ...] = ()
     middle: tuple[datetime, datetime] | None = None
+    # Coarser tiers read, each with its aligned part of the range (see ``tiling``).
+    tiers: tuple[tuple[Rollup, datetime, datetime], ...] = ()
 
     @property
     def source(self) -> str:
@@ -78,7 +80,8 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
             continue
         reason = refusal(target, storage.rollup)
         if reason is None:
-            return Plan(query, storage, tuple(refused), middle=aligned_middle(target))
+            tiers = tiling(target, FAMILIES[storage.name][1:])
+            return Plan(query, storage, tuple(refused), aligned_middle(target), tiers)
         refused.append((storage.name, reason))
     if isinstance(query, Select) and query.fallback is not None:
         return Plan(query=query.fallback, storage=RAW, refused=tuple(refused))
@@ -89,6 +92,34 @@ def aligned_middle(select: Select, step: int = 900) -> tuple[datetime, datetime]
     """``[start, end)`` shrunk to whole 15-minute UTC buckets."""
     rows = select.rows
     return ceil_to(rows.start, step), floor_to(rows.end, step)
+
+
+def tiling(
+    select: Select, tiers: tuple[Rollup, ...]
+) -> tuple[tuple[Rollup, datetime, datetime], ...]:
+    """The coarser tiers worth reading for ``select``, each with ``[start, end)``: the
+    range shrunk to its whole intervals. The printer reads a tier's row only where the
+    interval also lies inside one of the request's buckets and the next coarser tier's
+    interval around it does not (so every 15 minutes is read exactly once, from the
+    coarsest tier that can serve it). A tier is left out when no interval of it fits:
+    buckets shorter than it, or as long but not aligned to it in the zone (Kolkata days
+    hold no UTC day, but hold whole hours and quarter days)."""
+    coverage = select.coverage
+    rows = select.rows
+    chosen = []
+    for tier in tiers:
+        step = tier.bucket_seconds
+        start, end = ceil_to(rows.start, step), floor_to(rows.end, step)
+        if start >= end:
+            break
+        if coverage is not None and coverage.bucket is not None:
+            bucket_seconds = BUCKETS[coverage.bucket][1]
+            offset = rows.start.astimezone(ZoneInfo(coverage.timezone)).utcoffset()
+            misaligned = offset is None or offset.total_seconds() % step != 0
+            if bucket_seconds < step or (bucket_seconds == step and misaligned):
+                break
+        chosen.append((tier, start, end))
+    return tuple(chosen)
 
 
 def floor_to(moment: datetime, step: int) -> datetime:

@@ -17,7 +17,7 @@ from typing import Any
 from analytics.query.buckets import bucket_sql, fill_step_seconds
 from analytics.query.planner import RAW, Plan
 from analytics.query.registry import PARAM_TYPES, dimension
-from analytics.query.rollups import BUCKET_15M, Rollup
+from analytics.query.rollups import BUCKET_15M, Rollup, tier_start_sql
 from analytics.query.tree import (
     BucketList,
     Condition,
@@ -161,30 +161,59 @@ def _column_exprs(select: Select, rollup: Rollup | None) -> list[tuple[str, str]
     ]
 
 
+def _tier_names(index: int) -> tuple[str, str]:
+    return (f"tier{index}_start", f"tier{index}_end") if index else ("rollup_start", "rollup_end")
+
+
+def _usable_sql(index: int, step: int, column: str, bucket: str | None) -> str:
+    """Whether tier ``index`` serves the ``step``-long interval starting at ``column``:
+    it lies inside the tier's aligned range and inside one request bucket."""
+    start, end = _tier_names(index)
+    clauses = [
+        f"{column} >= {{{start}:DateTime64(3, 'UTC')}}",
+        f"{column} < {{{end}:DateTime64(3, 'UTC')}}",
+    ]
+    if bucket is not None:
+        clauses.append(_same_bucket_sql(step, bucket, column))
+    return " AND ".join(clauses)
+
+
 def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str) -> list[str]:
-    """``FROM (rollup rows of the aligned middle UNION ALL raw edges as the same states)``:
-    both branches carry the tenant guard, the id filters and the user filters; the raw
-    branch aggregates its rows into 15-minute states with the view's own expressions, so
-    the two branches have identical types and ``-Merge`` over them equals raw."""
+    """``FROM (rows of each rollup tier UNION ALL raw edges as the same states)``.
+
+    The 15-minute-aligned middle of the range is read from the family's tiers: a row of
+    a tier where its interval lies inside the range and inside one request bucket, unless
+    the next coarser tier's interval around it does too (``planner.tiling``); the rest of
+    the range from raw rows, aggregated into 15-minute states with the view's own
+    expressions. Every branch carries the tenant guard, the id filters and the user
+    filters, and all have identical types, so ``-Merge`` over them equals raw."""
     rollup = plan.storage.rollup
     rows = select.rows
-    middle_start, middle_end = plan.middle
-    names = ("rollup_start", "rollup_end")
+    coverage = select.coverage
+    bucket = coverage.bucket
+    if bucket is not None:
+        binder.add({"tz": coverage.timezone})
     used = [select.metric_columns[a] for _, a in select.columns if a in select.metric_columns]
     atoms = rollup.atoms_for(used)
     dims = list(
-        dict.fromkeys(
-            column for name in select.coverage.dimensions for column in rollup.dimensions[name]
-        )
+        dict.fromkeys(column for name in coverage.dimensions for column in rollup.dimensions[name])
     )
     keys = ", ".join(["timestamp", *dims])
-    inner = indent + "    "
-    rollup_rows = rows.between(middle_start, middle_end)
-    top = [
-        f"SELECT {', '.join([keys, *(a.column for a in atoms)])}",
-        f"FROM {plan.storage.table}",
-        f"WHERE {_where(guard_clauses(rollup_rows, binder, names))}",
-    ]
+    columns = ", ".join([keys, *(a.column for a in atoms)])
+    ranges = [(rollup, *plan.middle), *plan.tiers]
+    for index, (_, start, end) in enumerate(ranges):
+        binder.add(dict(zip(_tier_names(index), (start, end), strict=True)))
+    branches: list[list[str]] = []
+    for index, (tier, start, end) in enumerate(ranges):
+        where = guard_clauses(rows.between(start, end), binder, _tier_names(index))
+        if index and bucket is not None:  # 15-minute rows always lie in one bucket
+            where.append(_same_bucket_sql(tier.bucket_seconds, bucket))
+        if index + 1 < len(ranges):
+            coarser = ranges[index + 1][0]
+            around = tier_start_sql(coarser.bucket_seconds)
+            where.append(f"NOT ({_usable_sql(index + 1, coarser.bucket_seconds, around, bucket)})")
+        branches.append([f"SELECT {columns}", f"FROM {tier.table}", f"WHERE {_where(where)}"])
+    middle_start, middle_end = plan.middle
     edges = rows.narrowed(
         Condition.of(
             "(timestamp < {rollup_start:DateTime64(3, 'UTC')}"
@@ -195,17 +224,28 @@ def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str
     )
     states = ", ".join(f"{a.state} AS {a.column}" for a in atoms)
     raw_columns = ", ".join([f"{BUCKET_15M} AS timestamp", *dims, states])
-    bottom = [
-        f"SELECT {raw_columns}",
-        "FROM (",
-        "    SELECT *",
-        f"    FROM {RAW.table}",
-        f"    WHERE {_where(guard_clauses(edges, binder))}",
-        ")",
-        f"GROUP BY {keys}",
-    ]
-    body = "\n".join(inner + line for line in [*top, "UNION ALL", *bottom])
+    branches.append(
+        [
+            f"SELECT {raw_columns}",
+            "FROM (",
+            "    SELECT *",
+            f"    FROM {RAW.table}",
+            f"    WHERE {_where(guard_clauses(edges, binder))}",
+            ")",
+            f"GROUP BY {keys}",
+        ]
+    )
+    inner = indent + "    "
+    lines = [line for branch in branches for line in ([*branch, "UNION ALL"])][:-1]
+    body = "\n".join(inner + line for line in lines)
     return [f"FROM (\n{body}\n{indent})"]
+
+
+def _same_bucket_sql(step: int, bucket: str, column: str = "timestamp") -> str:
+    """The ``step``-long interval starting at ``column`` lies in one request bucket (its
+    first and last second fall in the same bucket)."""
+    last = f"{column} + toIntervalSecond({step - 1})"
+    return f"{bucket_sql(bucket, column)} = {bucket_sql(bucket, last)}"
 
 
 def _print_select(

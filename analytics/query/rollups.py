@@ -15,7 +15,7 @@ The identifiers here are code constants; no request value ever reaches this modu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from analytics.query.registry import (
@@ -75,6 +75,12 @@ class Atom:
     def merge(self) -> str:
         head, params = self._split()
         return f"{head}Merge{params}({self.column})"
+
+    @property
+    def merge_state(self) -> str:
+        """Its states merged into one state of the same type (a coarser tier's view)."""
+        head, params = self._split()
+        return f"{head}MergeState{params}({self.column})"
 
     @property
     def type(self) -> str:
@@ -204,6 +210,8 @@ class Rollup:
     metrics: Mapping[str, str]
     atoms: tuple[Atom, ...]
     bucket_seconds: int = ROLLUP_BUCKET_SECONDS
+    # A coarser tier is fed from the finer rollup's table (a chained view), not from raw.
+    fed_from: Rollup | None = None
 
     @property
     def approximate(self) -> dict[str, str]:
@@ -220,14 +228,57 @@ class Rollup:
         return tuple(a for a in self.atoms if any(f"({a.column})" in t for t in texts))
 
     def state_select_sql(self, source: str) -> str:
-        """The view's SELECT: raw rows of ``source`` into rollup rows."""
+        """The view's SELECT: rows of ``source`` (raw rows, or for a tier the rows of the
+        rollup it is fed from) into rows of this rollup."""
         keys = ", ".join(self.key_columns)
         dims = ", ".join(c for c, _ in self.columns)
-        states = ",\n    ".join(f"{a.state} AS {a.column}" for a in self.atoms)
+        if self.fed_from is None:
+            bucket = BUCKET_15M
+            states = ",\n    ".join(f"{a.state} AS {a.column}" for a in self.atoms)
+        else:
+            bucket = tier_start_sql(self.bucket_seconds)
+            states = ",\n    ".join(f"{a.merge_state} AS {a.column}" for a in self.atoms)
         return (
-            f"SELECT {BUCKET_15M} AS timestamp, {dims},\n    {states}\n"
-            f"FROM {source}\nGROUP BY {keys}"
+            f"SELECT {bucket} AS timestamp, {dims},\n    {states}\nFROM {source}\nGROUP BY {keys}"
         )
+
+    @property
+    def base(self) -> Rollup:
+        """The 15-minute rollup of this tier's family (itself, for a 15-minute one)."""
+        return self if self.fed_from is None else self.fed_from.base
+
+
+def tier_start_sql(seconds: int, column: str = "timestamp") -> str:
+    """The start of the UTC ``seconds``-long interval holding ``column`` (a rollup
+    bucket start), typed like a rollup's ``timestamp``."""
+    return f"toDateTime(toStartOfInterval({column}, INTERVAL {int(seconds)} SECOND), 'UTC')"
+
+
+# Coarser tiers of every 15-minute rollup: 1 hour, 6 hours, 1 day (UTC), each a multiple of
+# the one before, so a tier interval is whole intervals of every finer tier. A long range
+# reads few coarse rows (a 90-day UTC series in 1d buckets: one row per key and day), and a
+# zone whose days start at :30 or :45 still reads whole hours and quarter days inside each
+# of its buckets, with 15-minute rows only around the bucket edges (planner.tiling).
+TIER_SECONDS = (3600, 6 * 3600, 86400)
+_TIER_SUFFIX = {3600: "1h", 6 * 3600: "6h", 86400: "1d"}
+
+
+def tiers_of(base: Rollup) -> tuple[Rollup, ...]:
+    """``base`` and its coarser tiers, finest first; each fed from the one before."""
+    family = base.name.removesuffix("_15m")
+    chain = [base]
+    for seconds in TIER_SECONDS:
+        suffix = _TIER_SUFFIX[seconds]
+        chain.append(
+            replace(
+                base,
+                name=f"{family}_{suffix}",
+                table=f"{base.table.removesuffix('_15m')}_{suffix}",
+                bucket_seconds=seconds,
+                fed_from=chain[-1],
+            )
+        )
+    return tuple(chain)
 
 
 # The series rollup serves POST /gateway/analytics and the dashboards built on it (the
@@ -261,4 +312,11 @@ SERIES = Rollup(
     atoms=_ATOMS,
 )
 
-ROLLUPS: Mapping[str, Rollup] = MappingProxyType({SERIES.name: SERIES})
+# Each family: its 15-minute rollup, then its tiers. The planner picks a family by its
+# 15-minute rollup (families in this order: fewest rows first) and reads its tiers.
+FAMILIES: Mapping[str, tuple[Rollup, ...]] = MappingProxyType({SERIES.name: tiers_of(SERIES)})
+# Every rollup table, families' tiers finest first (what migrations, rebuilds and
+# retention walk: a tier comes after the rollup it is fed from).
+ROLLUPS: Mapping[str, Rollup] = MappingProxyType(
+    {tier.name: tier for chain in FAMILIES.values() for tier in chain}
+)

@@ -31,8 +31,8 @@ def _iso8601(name: str, value: str) -> datetime:
 
 
 def rebuild(since: datetime, until: datetime, progress: Any = None) -> int:
-    """Rebuild every rollup over ``[since, until)`` widened to whole 15-minute buckets;
-    returns the number of day-chunks done."""
+    """Rebuild every rollup over ``[since, until)`` widened to whole 15-minute buckets
+    (coarser tiers: to their whole intervals); returns the number of day-chunks done."""
     step = ROLLUP_BUCKET_SECONDS
     start, end = floor_to(since, step), ceil_to(until, step)
     client = get_client()
@@ -45,9 +45,15 @@ def rebuild(since: datetime, until: datetime, progress: Any = None) -> int:
     bar = tqdm(chunks, unit="day", file=progress, disable=progress is None)
     for a, b in bar:
         bar.set_description(a.strftime("%Y-%m-%d"))
+        # ROLLUPS lists each tier after the rollup it is fed from; a tier is rebuilt over
+        # its whole intervals touching the chunk, from the finer rollup (complete there:
+        # rebuilt, or fed by its view). A tier interval crossing into the next chunk is
+        # rebuilt again with it, so the last pass sees every finer row.
         for rollup in ROLLUPS.values():
+            step = rollup.bucket_seconds
+            window = {"start": floor_to(a, step), "end": ceil_to(b, step)}
             for sql in schema.rollup_rebuild_statements(options, rollup):
-                client.command(sql, parameters={"start": a, "end": b})
+                client.command(sql, parameters=window)
     return len(chunks)
 
 
