@@ -235,8 +235,22 @@ def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str
             f"GROUP BY {keys}",
         ]
     )
-    inner = indent + "    "
     lines = [line for branch in branches for line in ([*branch, "UNION ALL"])][:-1]
+    if bucket is not None and len(select.grouping_sets) > 1:
+        # Several grouping sets would each merge every state (percentile states dominate
+        # the cost); merging them once per (request bucket, dimensions) first leaves each
+        # set a few rows to merge. The bucket start stands in for the timestamp: the
+        # bucket of a bucket start is itself.
+        merged = ", ".join(f"{a.merge_state} AS {a.column}" for a in atoms)
+        dims_sql = "".join(f", {d}" for d in dims)
+        lines = [
+            f"SELECT {bucket_sql(bucket)} AS timestamp{dims_sql}, {merged}",
+            "FROM (",
+            *("    " + line for line in lines),
+            ")",
+            f"GROUP BY {keys}",
+        ]
+    inner = indent + "    "
     body = "\n".join(inner + line for line in lines)
     return [f"FROM (\n{body}\n{indent})"]
 
