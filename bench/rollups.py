@@ -217,9 +217,8 @@ def _run(args: argparse.Namespace) -> int:
     generate_seconds = _generate(args.rows, args.days, data_end, seed=42)
     wait_for_merges(client)
     unmerged = storage(client)
-    # The steady state: background merges collapse a bucket's rows from many inserts into
-    # one per key (the generator's batches each span the whole range, so right after it
-    # every batch left its own row per key).
+    # The steady state: background merges collapse a bucket's rows from several inserts
+    # into one per key.
     started = time.perf_counter()
     for rollup in ROLLUPS.values():
         client.command(f"OPTIMIZE TABLE {rollup.table} FINAL")
