@@ -18,10 +18,14 @@ from ua_parser import parse
 
 from analytics.demo.generator import (
     CITIES,
+    HOURLY_WEIGHTS,
     MODELS,
     PARAMETER_TYPES,
     USER_AGENTS,
+    TrafficSpec,
     build_insert_sql,
+    build_parameters,
+    build_select_sql,
 )
 from analytics.useragent import classify_user_agent
 from tests.conftest import clickhouse_client, make_row, truncate_clickhouse
@@ -200,6 +204,63 @@ def test_timestamps_lie_in_the_window_with_a_daily_cycle(demo: None) -> None:
     assert len(days) == DAYS + 1  # a window ending mid-afternoon spans eight calendar dates
 
 
+def test_each_utc_hour_gets_its_share_of_the_daily_cycle(demo: None) -> None:
+    # Stratified by row number, so the shares are the weights up to a row or two per hour.
+    hourly = dict(rows("SELECT toHour(timestamp), count() FROM gateway_analytics GROUP BY 1"))
+    total = sum(HOURLY_WEIGHTS)
+    for hour, weight in enumerate(HOURLY_WEIGHTS):
+        assert hourly[hour] / ROWS == pytest.approx(weight / total, abs=0.0005), hour
+
+
+def row_times(spec: TrafficSpec, offset: int, count: int) -> list[tuple[int, datetime]]:
+    """(row number, timestamp) of rows ``offset .. offset + count - 1`` as the INSERT would
+    write them, read from its SELECT in row-number order."""
+    sql = build_select_sql(["number", "out_timestamp"]) + " ORDER BY number"
+    parameters = {**build_parameters(spec), "offset": offset, "count": count}
+    return [tuple(row) for row in clickhouse_client().query(sql, parameters).result_rows]
+
+
+def test_time_follows_the_row_number_so_a_batch_covers_one_slice_of_the_window(
+    clickhouse: Any,
+) -> None:
+    spec = TrafficSpec(rows=ROWS, days=90, projects=3, seed=42, end=END)
+    start, end = spec.window
+    times = [ts for _, ts in row_times(spec, 0, ROWS)]
+    assert times == sorted(times)
+    assert start <= times[0] < start + timedelta(hours=1)
+    assert end - timedelta(hours=1) < times[-1] < end
+    # A batch of a tenth of the rows covers about a tenth of the window (9 days), not all
+    # of it: the rollup views see few 15-minute buckets per batch.
+    tenth = times[ROWS // 10 * 4 : ROWS // 10 * 5]
+    assert timedelta(days=8) < tenth[-1] - tenth[0] < timedelta(days=10)
+    assert start + timedelta(days=35) < tenth[0] < start + timedelta(days=37)
+
+
+def test_first_row_adds_new_rows_over_the_whole_window_to_the_same_projects(
+    clickhouse: Any,
+) -> None:
+    generate(rows=5_000)
+    first_projects = rows("SELECT DISTINCT project_id FROM gateway_analytics ORDER BY 1")
+    generate(rows=5_000, first_row=5_000, batch_size=1_500)
+
+    assert scalar("SELECT count() FROM gateway_analytics") == 10_000
+    assert scalar("SELECT uniqExact(request_id) FROM gateway_analytics") == 10_000
+    assert rows("SELECT DISTINCT project_id FROM gateway_analytics ORDER BY 1") == first_projects
+    start = END - timedelta(days=DAYS)
+    # Both runs span the window: each day holds about a seventh of each run's rows.
+    per_day = (
+        clickhouse_client()
+        .query(
+            "SELECT intDiv(toUnixTimestamp(timestamp) - {start:Int64}, 86400) AS day, count() "
+            "FROM gateway_analytics GROUP BY day ORDER BY day",
+            parameters={"start": int(start.timestamp())},
+        )
+        .result_rows
+    )
+    assert [day for day, _ in per_day] == list(range(DAYS))
+    assert all(abs(n - 10_000 / DAYS) <= 10 for _, n in per_day)
+
+
 def test_total_tokens_is_input_plus_output_and_only_successes_cost(demo: None) -> None:
     assert share("total_tokens != input_tokens + output_tokens") == 0
     assert share("cost > 0 AND status_code != 200") == 0
@@ -312,6 +373,7 @@ def test_if_empty_writes_into_an_empty_table(clickhouse: Any) -> None:
         ({"projects": 0}, "projects must be between"),
         ({"batch_size": 0}, "batch size must be positive"),
         ({"seed": -1}, "seed must be between"),
+        ({"first_row": -1}, "first row must be between"),
         ({"end": "last tuesday"}, "--end must be an ISO 8601"),
     ],
 )

@@ -6,6 +6,15 @@ minutes; ``INSERT … SELECT … FROM numbers()`` builds them in the engine in s
 Why hashes: every random choice is ``cityHash64(seed, row number, salt)``, so one seed gives
 the same rows whatever the batch size, and a row never depends on the rows before it.
 
+Why time follows the row number: a row's timestamp is the inverse of the traffic's
+cumulative distribution over the window (``HOURLY_WEIGHTS``) at its row number's place
+among the rows written (stratified: one hashed jitter per row), so it is monotone in the row
+number and a batch covers one contiguous slice of time. The rollup views aggregate a batch
+into few 15-minute buckets, as they do a gateway's inserts of recent rows; batches spread
+over the whole window fed them about one rollup row per raw row (over 25 minutes for 10M
+rows over 90 days). A timestamp depends on the seed, the row number and the spec's rows,
+first row and window, never on the batch size.
+
 Why bound arrays: the catalogues (user agents with the fields ``analytics.useragent``
 gives them, which client analytics also uses; cities, models, routes, statuses, blocking
 rules) travel as ``{name:Array(T)}`` parameters, and weighted choices are a lookup in a
@@ -373,7 +382,8 @@ TAGS: tuple[Tag, ...] = (
     ),
 )  # fmt: skip
 
-# Requests per UTC hour of day (Europe's afternoon meets America's morning).
+# Requests per UTC hour of day (Europe's afternoon meets America's morning). A day's traffic
+# is this shape; every day of the window weighs the same.
 HOURLY_WEIGHTS: tuple[float, ...] = (
     3.0, 2.5, 2.0, 1.8, 1.8, 2.0, 2.6, 3.5, 4.5, 5.4, 6.0, 6.5,
     7.0, 7.5, 7.8, 7.8, 7.4, 6.8, 6.0, 5.2, 4.6, 4.1, 3.7, 3.3,
@@ -419,6 +429,10 @@ class TrafficSpec:
     seed: int = 42
     batch_size: int = 100_000
     end: datetime | None = None  # default: now (UTC)
+    # Row numbers are first_row .. first_row + rows - 1: a later run with the same seed and
+    # a first_row past the rows already written adds new rows (new request ids), again
+    # spread over the whole window, to the same projects.
+    first_row: int = 0
 
     def __post_init__(self) -> None:
         checks = (
@@ -430,6 +444,10 @@ class TrafficSpec:
             ),
             (0 <= self.seed <= UINT64_MAX, f"seed must be between 0 and 2**64-1, got {self.seed}"),
             (self.batch_size > 0, f"batch size must be positive, got {self.batch_size}"),
+            (
+                0 <= self.first_row <= UINT64_MAX - self.rows,
+                f"first row must be between 0 and 2**64-1-rows, got {self.first_row}",
+            ),
         )
         for ok, message in checks:
             if not ok:
@@ -520,9 +538,7 @@ def build_parameters(spec: TrafficSpec) -> dict[str, Any]:
     parameters = {
         "seed": seed,
         "start_ms": start_ms,
-        "start_time_of_day_ms": start_ms % DAY_MS,
-        "days": spec.days,
-        "hour_slots": weighted_slots(HOURLY_WEIGHTS),
+        **_time_parameters(spec, start_ms),
         "api_keys": API_KEYS,
         "users": USERS,
         "project_ids": projects.project_ids,
@@ -588,6 +604,42 @@ def build_parameters(spec: TrafficSpec) -> dict[str, Any]:
     return parameters | _llm_parameters()
 
 
+HOUR_MS = 3_600_000
+HOUR_LOOKUP_SIZE = 1024  # day-mass cells; every hour holds more than one (checked)
+
+
+def _time_parameters(spec: TrafficSpec, start_ms: int) -> dict[str, Any]:
+    """What maps a row number to its time: the cumulative traffic share of each UTC hour of
+    a day (a day's "mass" is 1), a lookup from a cell of mass to the hour it starts in (one
+    array read instead of a search per row), and where the window starts in mass."""
+    total = float(sum(HOURLY_WEIGHTS))
+    weights = [weight / total for weight in HOURLY_WEIGHTS]
+    if min(weights) <= 1 / HOUR_LOOKUP_SIZE:
+        raise ValueError("every hour needs more than one lookup cell of traffic")
+    cumulative = [0.0]
+    for weight in weights:
+        cumulative.append(cumulative[-1] + weight)
+    cumulative[-1] = 1.0
+    lookup, hour = [], 0
+    for cell in range(HOUR_LOOKUP_SIZE):
+        while cumulative[hour + 1] <= cell / HOUR_LOOKUP_SIZE:
+            hour += 1
+        lookup.append(hour)
+    time_of_day = start_ms % DAY_MS
+    start_hour = time_of_day // HOUR_MS
+    start_mass = cumulative[start_hour] + (time_of_day % HOUR_MS) / HOUR_MS * weights[start_hour]
+    return {
+        "days": spec.days,
+        "total_rows": spec.rows,
+        "first_row": spec.first_row,
+        "start_day_ms": start_ms - time_of_day,
+        "start_mass": start_mass,
+        "hour_weights": weights,
+        "hour_cumulative": cumulative,
+        "hour_lookup": lookup,
+    }
+
+
 def _llm_parameters() -> dict[str, Any]:
     """The LLM serving catalogues (issue 14) as bound parameters."""
     versions: list[str] = []
@@ -635,9 +687,14 @@ def _llm_parameters() -> dict[str, Any]:
 PARAMETER_TYPES: dict[str, str] = {
     "seed": "UInt64",
     "start_ms": "Int64",
-    "start_time_of_day_ms": "UInt32",
     "days": "UInt32",
-    "hour_slots": "Array(UInt16)",
+    "total_rows": "UInt64",
+    "first_row": "UInt64",
+    "start_day_ms": "Int64",
+    "start_mass": "Float64",
+    "hour_weights": "Array(Float64)",
+    "hour_cumulative": "Array(Float64)",
+    "hour_lookup": "Array(UInt8)",
     "api_keys": "UInt32",
     "users": "UInt32",
     "project_ids": "Array(UUID)",
@@ -754,9 +811,9 @@ class Salt(IntEnum):
     NORMAL_4 = 13
     NORMAL_5 = 14
     NORMAL_6 = 15
-    DAY = 16
-    HOUR = 17
-    MILLISECOND = 18
+    DAY = 16  # retired (time drawn per day and hour); kept so no value is reused
+    HOUR = 17  # retired
+    POSITION = 18  # a row's place within its stratum of time
     REQUEST_ID_HIGH = 19
     REQUEST_ID_LOW = 20
     IP_VARIANT = 21
@@ -887,12 +944,39 @@ def _normal_pairs() -> str:
     return ",\n        ".join(lines)
 
 
+def _time_of_row() -> str:
+    """``offset_ms`` from the window start, monotone in the row number: the row's place
+    among the rows written (stratified, jittered by a hash) read through the inverse of the
+    traffic's cumulative distribution over the window (whole days of ``HOURLY_WEIGHTS``)."""
+    return f"""(toFloat64(number - first_row) + {_uniform(Salt.POSITION)}) / total_rows
+            AS row_position,
+        start_mass + row_position * days AS time_mass,
+        floor(time_mass) AS mass_day,
+        time_mass - mass_day AS day_mass,
+        hour_lookup[1 + least(toUInt32(day_mass * {HOUR_LOOKUP_SIZE}), {HOUR_LOOKUP_SIZE - 1})]
+            AS lookup_hour,
+        toInt64(lookup_hour + (day_mass >= hour_cumulative[lookup_hour + 2])) AS row_hour,
+        toInt64(least(greatest(floor((day_mass - hour_cumulative[row_hour + 1])
+                                     / hour_weights[row_hour + 1] * {HOUR_MS}), 0),
+                      {HOUR_MS - 1})) AS hour_ms,
+        least(greatest(start_day_ms + toInt64(mass_day) * {DAY_MS} + row_hour * {HOUR_MS}
+                       + hour_ms - start_ms, 0), toInt64(days) * {DAY_MS} - 1) AS offset_ms"""
+
+
 def _lognormal(median: str, sigma: str, z: str) -> str:
     return f"({median} * exp({sigma} * {z}))"
 
 
 def build_insert_sql() -> str:
     """The batch INSERT: identifiers, constants and ``{name:Type}`` placeholders only."""
+    columns = ", ".join(f"`{name}`" for name, _ in OUTPUT_COLUMNS)
+    return f"INSERT INTO `{TABLE}` ({columns})\n{build_select_sql()}"
+
+
+def build_select_sql(selected: Sequence[str] = ()) -> str:
+    """The SELECT the INSERT writes (``out_<column>`` in insert order), or the given names
+    of it (code constants, e.g. ``number`` and ``out_timestamp``: tests read how a row's
+    number maps to its time)."""
     with_params = ",\n    ".join(
         f"{{{name}:{type_}}} AS {name}" for name, type_ in PARAMETER_TYPES.items()
     )
@@ -1029,20 +1113,13 @@ def build_insert_sql() -> str:
         if(ip_hash % 100 < ipv6_percent, {ipv6}, {ipv4}) AS client_ip,
         replaceOne(replaceOne(route_paths[route_idx], ':model_id', toString(model_id)),
                    ':file_id', {file_id}) AS path,
-        toUInt64({_hash(Salt.DAY)} % days) * {DAY_MS}
-            + (toUInt64(hour_slots[1 + {_hash(Salt.HOUR)} % length(hour_slots)] - 1) * 3600000
-               + {_hash(Salt.MILLISECOND)} % 3600000
-               + {DAY_MS} - start_time_of_day_ms) % {DAY_MS} AS offset_ms"""
+        {_time_of_row()}"""
     source = "FROM numbers({offset:UInt64}, {count:UInt64})"
     outputs = ",\n        ".join(
         f"{expression} AS out_{name}" for name, expression in OUTPUT_COLUMNS
     )
-    columns = ", ".join(f"`{name}`" for name, _ in OUTPUT_COLUMNS)
-    selected = ", ".join(f"out_{name}" for name, _ in OUTPUT_COLUMNS)
-    return (
-        f"INSERT INTO `{TABLE}` ({columns})\n"
-        f"SELECT {selected}\nFROM ({inner.rstrip()},\n        {outputs}\n    {source}\n)"
-    )
+    names = ", ".join(selected or [f"out_{name}" for name, _ in OUTPUT_COLUMNS])
+    return f"SELECT {names}\nFROM ({inner.rstrip()},\n        {outputs}\n    {source}\n)"
 
 
 # --- running it ---------------------------------------------------------------------------
@@ -1075,8 +1152,9 @@ def traffic_generate(
         file=sys.stderr,
         disable=not progress,
     ) as bar:
-        for offset in range(0, spec.rows, spec.batch_size):
-            count = min(spec.batch_size, spec.rows - offset)
+        end = spec.first_row + spec.rows
+        for offset in range(spec.first_row, end, spec.batch_size):
+            count = min(spec.batch_size, end - offset)
             client.command(sql, parameters={**parameters, "offset": offset, "count": count})
             bar.update(count)
     return TrafficResult(rows=spec.rows, seconds=time.perf_counter() - started)

@@ -39,6 +39,13 @@ class Command(BaseCommand):
             "--batch-size", type=int, default=100_000, help="rows per INSERT … SELECT"
         )
         parser.add_argument(
+            "--first-row",
+            type=int,
+            default=0,
+            help="number of the first row: past the rows already written (same seed) adds new "
+            "rows to the same projects",
+        )
+        parser.add_argument(
             "--if-empty",
             action="store_true",
             help="write nothing when gateway_analytics already has rows",
@@ -57,6 +64,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 batch_size=options["batch_size"],
                 end=end,
+                first_row=options["first_row"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
