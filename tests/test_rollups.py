@@ -488,6 +488,7 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     with caplog.at_level(logging.INFO):
         analytics(superuser_client, **covered_body(group_by=["path"]))
         analytics(superuser_client, **covered_body())
+        analytics(superuser_client, **covered_body(timezone="UTC", time_bucket="6h"))
     plans = [
         r.msg
         for r in caplog.records
@@ -500,6 +501,8 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
         (BASE + timedelta(minutes=15)).isoformat(),
         (BASE + timedelta(hours=6, minutes=45)).isoformat(),
     ]
+    assert chosen[0]["tiers"] == []  # Kathmandu hours start at :45
+    assert chosen[-1]["tiers"] == ["series_1h"]  # no whole 6 hours in 00:05-06:50
 
 
 # --- nested queries and their raw fallback ------------------------------------------------

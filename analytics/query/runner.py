@@ -174,6 +174,7 @@ def execute(
             source=chosen.source,
             refused=dict(chosen.refused),
             rollup_range=[m.isoformat() for m in chosen.middle] if chosen.middle else None,
+            tiers=[tier.name for tier, _, _ in chosen.tiers],
         )
     return run(print_plan(chosen), max_rows=max_rows, chosen=chosen)
 
