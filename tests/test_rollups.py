@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
-from analytics.query.rollups import SERIES
+from analytics.query.rollups import ROLLUPS, SERIES
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
@@ -347,8 +347,9 @@ def test_backfill_twice_rows_after_it_and_a_late_row_match_raw(clickhouse: Any) 
     client = clickhouse_client()
     rows = [make_row(timestamp=BASE + timedelta(minutes=11 * i), total_tokens=i) for i in range(80)]
     clickhouse(rows)
-    # As if the rows were written before the view existed: an empty rollup, then backfill.
-    client.command(f"TRUNCATE TABLE {SERIES.table}")
+    # As if the rows were written before the views existed: empty rollups, then backfill.
+    for rollup in ROLLUPS.values():
+        client.command(f"TRUNCATE TABLE {rollup.table}")
     query = AnalyticsQuery(
         scope=ProjectScope.all_projects(),
         start=BASE + timedelta(minutes=3),
@@ -358,6 +359,15 @@ def test_backfill_twice_rows_after_it_and_a_late_row_match_raw(clickhouse: Any) 
         metrics=("total_requests", "total_tokens"),
     )
     exact = replace(query, exact=True)
+    # A day in UTC buckets: read from the 1d tier, rebuilt from the rebuilt 15m rows.
+    daily = replace(
+        query,
+        bucket="1d",
+        timezone="UTC",
+        start=BASE - timedelta(hours=22),
+        end=BASE + timedelta(days=1, hours=2),
+    )
+    assert [tier.name for tier, _, _ in plan(main_select(daily)).tiers][-1] == "series_1d"
     assert summary(query) != summary(exact)  # the missing backfill shows
     for _ in range(2):  # idempotent: twice is once
         call_command(
@@ -370,10 +380,12 @@ def test_backfill_twice_rows_after_it_and_a_late_row_match_raw(clickhouse: Any) 
             stderr=io.StringIO(),
         )
         assert run_analytics(query).time_series == run_analytics(exact).time_series
+        assert summary(daily) == summary(replace(daily, exact=True))
     insert_rows([make_row(timestamp=BASE + timedelta(hours=2, minutes=7), total_tokens=1000)])
     insert_rows([make_row(timestamp=BASE + timedelta(hours=15), total_tokens=5)])  # after
     assert run_analytics(query).time_series == run_analytics(exact).time_series
     assert summary(query) == summary(exact)
+    assert summary(daily) == summary(replace(daily, exact=True))
     (rollup_rows,) = client.query(f"SELECT countMerge(s_n) FROM {SERIES.table}").result_rows[0]  # noqa: S608
     assert rollup_rows == 82
 
@@ -418,6 +430,12 @@ def test_cluster_mode_prints_replicated_rollups_a_distributed_front_and_local_vi
     assert "FROM `budmetrics`.`gateway_analytics_local`" in view
     drops = schema.drop_rollup_statements(options, SERIES)
     assert drops[0].startswith("DROP VIEW IF EXISTS `budmetrics`.`gateway_analytics_series_15m_mv`")
+    # A tier's view reads the finer rollup's local table on the same replica.
+    hourly = ROLLUPS["series_1h"]
+    *_, tier_view = schema.create_rollup_statements(options, hourly, 730)
+    assert "TO `budmetrics`.`gateway_analytics_series_1h_local`" in tier_view
+    assert "FROM `budmetrics`.`gateway_analytics_series_15m_local`" in tier_view
+    assert "quantilesTimingMergeState(0.5, 0.9, 0.95, 0.99)(s_rt_q)" in tier_view
 
 
 def test_apply_retention_sets_the_rollup_ttl(settings: Any) -> None:
