@@ -356,6 +356,7 @@ def client_analytics_selector(data: Data, scope: ProjectScope) -> Data:
         order_by=data["order_by"],
         search=data.get("search") or None,
         agent_filters={c: data[c] for c in CLIENT_AGENT_COLUMNS if data.get(c)},
+        exact=data["exact"],
     )
 
 

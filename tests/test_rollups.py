@@ -465,8 +465,12 @@ def test_a_range_older_than_the_rollup_retention_reads_raw_rows(
 def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any) -> None:
     response = superuser_client.get("/gateway/analytics/schema")
     assert response.status_code == 200
-    (rollup,) = response.json()["data"]["rollups"]
+    rollups = {r["name"]: r for r in response.json()["data"]["rollups"]}
+    rollup = rollups["series_15m"]
     assert rollup["name"] == "series_15m"
+    # the client rollup's measures are not request metrics: none is listed
+    assert rollups["clients_15m"]["metrics"] == []
+    assert rollups["clients_15m"]["dimensions"] == ["project_id", "client_id"]
     assert rollup["bucket"] == "15m"
     assert rollup["dimensions"] == [
         "project_id",
@@ -494,7 +498,10 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     ]
     refused = [p for p in plans if p["source"] == "raw"]
     chosen = [p for p in plans if p["source"] == "series_15m"]
-    assert refused[0]["refused"] == {"series_15m": "group_by path not covered"}
+    assert refused[0]["refused"] == {
+        "series_15m": "group_by path not covered",
+        "clients_15m": "metric total_requests not covered",
+    }
     assert chosen[0]["rollup_range"] == [
         (BASE + timedelta(minutes=15)).isoformat(),
         (BASE + timedelta(hours=6, minutes=45)).isoformat(),
@@ -550,7 +557,7 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     refused = plan(_per_model_then_top(exact=True, fallback=fallback))
     assert refused.source == "raw"
     assert refused.query is fallback
-    assert refused.refused == ((SERIES.name, "exact requested"),)
+    assert refused.refused == ((SERIES.name, "exact requested"), ("clients_15m", "exact requested"))
     rolled = execute(_per_model_then_top(exact=False)).rows
     assert rolled == execute(_per_model_then_top(exact=True, fallback=fallback)).rows
     assert rolled == execute(raw_tree).rows

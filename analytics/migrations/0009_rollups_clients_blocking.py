@@ -1,0 +1,23 @@
+"""Issue 11: the client-analytics rollup and the view that feeds it.
+
+``clients_15m``: per client and 15-minute bucket, request measures and exact count maps of
+the client's IPs, agents, devices, browsers, systems and countries. Rows inserted before
+this migration are backfilled by it; ``manage.py rebuild_rollups`` repairs a range later.
+"""
+
+from django.db import migrations
+
+from analytics.schema import rollup_migration
+
+create_rollups, drop_rollups = rollup_migration("clients_15m")
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('analytics', '0006_rollups'),
+    ]
+
+    operations = [
+        migrations.RunPython(create_rollups, drop_rollups, hints={"clickhouse": True}),
+    ]

@@ -1,0 +1,202 @@
+"""The client-analytics and blocking-stats rollups (issue 11) on real chDB: each endpoint's
+answer from its rollups equals the same request forced to raw rows (``exact=true``) on the
+same inserted rows, over an unaligned range (raw edges + rollup middle), and
+``data.meta.source`` names the storage that answered."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from analytics.query.rollups import CLIENTS
+from tests.conftest import clickhouse_client, insert_rows, make_row
+
+pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
+
+P1 = uuid.UUID("11111111-1111-4111-8111-111111111111")
+P2 = uuid.UUID("22222222-2222-4222-8222-222222222222")
+M1 = uuid.UUID("33333333-3333-4333-8333-333333333333")
+# Unaligned both ends: raw edges 10:07-10:15 and 14:45-14:52 around a rollup middle.
+START = datetime(2025, 3, 3, 10, 7, tzinfo=UTC)
+END = START + timedelta(days=3, hours=4, minutes=45)  # 2025-03-06 14:52
+AGENTS = (
+    "python-requests/2.28.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0 Safari/537.36",
+    "curl/8.0",
+    "",
+)
+
+
+def traffic(seed: int, count: int) -> list[dict[str, Any]]:
+    """Rows around and inside [START, END): many clients, IPs, agents and countries, some
+    anonymous, a second project, values of the stored device/browser/os fields."""
+    rng = random.Random(seed)
+    span = int((END - START).total_seconds()) + 3600
+    rows = []
+    for _ in range(count):
+        moment = START - timedelta(minutes=30) + timedelta(seconds=rng.randrange(span))
+        moment += timedelta(milliseconds=rng.randrange(1000))
+        rows.append(
+            make_row(
+                timestamp=moment,
+                project_id=rng.choice((P1, P1, P2)),
+                model_id=rng.choice((M1, uuid.UUID(int=0))),
+                client_id=rng.choice(("", "key-a", "key-b", "key-c", "o'k\"", *map(str, range(8)))),
+                client_ip=rng.choice(("", "10.0.0.1", "10.0.0.2", "::1", "192.168.7.7")),
+                user_agent=rng.choice(AGENTS),
+                device_type=rng.choice(("", "desktop", "mobile")),
+                browser=rng.choice(("", "Chrome", "Python Requests")),
+                os=rng.choice(("", "Windows", "Linux")),
+                country_code=rng.choice(("", "DE", "US", "FR", "IN")),
+                status_code=rng.choice((200, 200, 201, 401, 429, 500)),
+                response_time_ms=rng.randrange(0, 5000),
+                total_tokens=rng.randrange(0, 100_000),
+                cost=round(rng.random() * 2, 8),
+                routing_decision=rng.choice(("", "primary", "cached", "fallback")),
+                is_blocked=rng.random() < 0.2,
+            )
+        )
+    return rows
+
+
+def window(**extra: Any) -> dict[str, Any]:
+    return {"start_time": START.isoformat(), "end_time": END.isoformat(), **extra}
+
+
+def get(client: Any, url: str, params: dict[str, Any]) -> dict[str, Any]:
+    response = client.get(url, params)
+    assert response.status_code == 200, response.json()
+    return response.json()["data"]
+
+
+# --- client-analytics ---------------------------------------------------------------------
+
+CLIENTS_URL = "/gateway/client-analytics"
+
+
+def assert_same_clients(rolled: dict[str, Any], raw: dict[str, Any]) -> None:
+    """Every number exact (cost and means to 1e-9 relative: float sums in another order)."""
+    assert rolled["summary"] == raw["summary"]
+    links = ("next", "previous")  # the raw request's links carry its exact=true
+    assert {k: v for k, v in rolled["pagination"].items() if k not in links} == {
+        k: v for k, v in raw["pagination"].items() if k not in links
+    }
+    assert [rolled["pagination"][k] is None for k in links] == [
+        raw["pagination"][k] is None for k in links
+    ]
+    assert [c["client_id"] for c in rolled["clients"]] == [c["client_id"] for c in raw["clients"]]
+    for a, b in zip(rolled["clients"], raw["clients"], strict=True):
+        for key in ("total_cost", "avg_response_time", "cost_per_1k_tokens", "cache_hit_rate"):
+            if b[key] is None:
+                assert a[key] is None, key
+            else:
+                assert a[key] == pytest.approx(b[key], rel=1e-9), key
+        rest = {k: v for k, v in b.items() if k not in ("total_cost", "avg_response_time")}
+        for key, value in rest.items():
+            if key not in ("cost_per_1k_tokens", "cache_hit_rate"):
+                assert a[key] == value, (a["client_id"], key)
+
+
+@pytest.mark.parametrize("order_by", ["requests", "errors", "tokens", "cost", "last_activity"])
+def test_client_analytics_from_the_rollup_equals_raw(
+    clickhouse: Any, superuser_client: Any, order_by: str
+) -> None:
+    clickhouse(traffic(seed=11, count=600))
+    for limit, offset in ((5, 0), (5, 5), (50, 0)):
+        params = window(order_by=order_by, limit=limit, offset=offset)
+        rolled = get(superuser_client, CLIENTS_URL, params)
+        raw = get(superuser_client, CLIENTS_URL, {**params, "exact": "true"})
+        assert rolled["meta"] == {"source": CLIENTS.name, "approximate": {}}
+        assert raw["meta"] == {"source": "raw", "approximate": {}}
+        assert rolled["clients"], "the page is not empty"
+        assert_same_clients(rolled, raw)
+
+
+def test_client_analytics_top_values_and_their_ties_match_raw(
+    clickhouse: Any, superuser_client: Any
+) -> None:
+    """The most frequent IP/agent/device is counted over both sources: one client whose
+    rows in the raw edge outnumber those in the rollup middle, and a tie (smallest wins)."""
+    edge, middle = START + timedelta(minutes=3), START + timedelta(hours=2)
+    rows = [make_row(timestamp=edge, client_id="k", client_ip="10.0.0.9") for _ in range(3)]
+    rows += [make_row(timestamp=middle, client_id="k", client_ip="10.0.0.1") for _ in range(2)]
+    rows += [
+        make_row(timestamp=middle, client_id="t", client_ip=ip) for ip in ("9.9.9.9", "1.1.1.1")
+    ]
+    clickhouse(rows)
+    rolled = get(superuser_client, CLIENTS_URL, window())
+    raw = get(superuser_client, CLIENTS_URL, window(exact=True))
+    assert rolled["meta"]["source"] == CLIENTS.name
+    assert_same_clients(rolled, raw)
+    by_id = {c["client_id"]: c for c in rolled["clients"]}
+    assert (by_id["k"]["client_ip"], by_id["k"]["unique_ips"]) == ("10.0.0.9", 2)
+    assert by_id["t"]["client_ip"] == "1.1.1.1"
+
+
+@pytest.mark.parametrize(
+    "uncovered",
+    [
+        {"search": "KEY"},  # case-insensitive substring: a code-written condition
+        {"device_type": "desktop"},  # stored or parsed from the agent: code-written
+        {"browser": "chrome"},
+        {"model_ids": str(M1)},  # model_id is not a client-rollup dimension
+        {"exact": "true"},
+    ],
+)
+def test_client_analytics_reads_raw_rows_when_the_rollup_does_not_cover(
+    clickhouse: Any, superuser_client: Any, uncovered: dict[str, str]
+) -> None:
+    clickhouse(traffic(seed=5, count=200))
+    data = get(superuser_client, CLIENTS_URL, window(**uncovered))
+    assert data["meta"] == {"source": "raw", "approximate": {}}
+    assert data["summary"]["total_requests"] > 0
+
+
+def test_a_range_without_a_whole_bucket_reads_raw(clickhouse: Any, superuser_client: Any) -> None:
+    clickhouse([make_row(timestamp=START + timedelta(minutes=1), client_id="k")])
+    params = {
+        "start_time": START.isoformat(),
+        "end_time": (START + timedelta(minutes=7)).isoformat(),
+    }
+    data = get(superuser_client, CLIENTS_URL, params)
+    assert data["meta"]["source"] == "raw"
+    assert data["summary"] == {"total_clients": 1, "total_requests": 1}
+
+
+def test_a_late_row_for_an_old_bucket_is_counted_by_the_client_rollup(
+    clickhouse: Any, superuser_client: Any
+) -> None:
+    old = START + timedelta(hours=5, minutes=1)
+    clickhouse([make_row(timestamp=old, client_id="k", cost=0.5, total_tokens=10)])
+    first = get(superuser_client, CLIENTS_URL, window())
+    late = old + timedelta(minutes=2, milliseconds=345)
+    insert_rows([make_row(timestamp=late, client_id="k", client_ip="8.8.8.8", total_tokens=5)])
+    again = get(superuser_client, CLIENTS_URL, {**window(), "limit": 49})  # a new cache key
+    raw = get(superuser_client, CLIENTS_URL, {**window(), "limit": 49, "exact": True})
+    assert first["clients"][0]["request_count"] == 1
+    assert again["meta"]["source"] == CLIENTS.name
+    (client,) = again["clients"]
+    assert (client["request_count"], client["total_tokens"]) == (2, 15)
+    assert client["last_activity"] == raw["clients"][0]["last_activity"]
+    assert raw["clients"][0]["last_activity"].startswith("2025-03-03T15:10:00.345")
+    assert_same_clients(again, raw)
+
+
+def test_client_rollup_atom_types_match_its_columns(clickhouse: Any) -> None:
+    """The raw edges' state expressions return the rollup columns' types (UNION ALL)."""
+    client = clickhouse_client()
+    exprs = ", ".join(f"toTypeName({a.state})" for a in CLIENTS.atoms)
+    (returned,) = client.query(f"SELECT {exprs} FROM gateway_analytics").result_rows  # noqa: S608
+    declared = dict(
+        client.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String}",
+            parameters={"t": CLIENTS.table},
+        ).result_rows
+    )
+    assert list(returned) == [declared[a.column] for a in CLIENTS.atoms]
