@@ -399,6 +399,7 @@ def blocking_selector(data: Data, scope: ProjectScope) -> Data:
         model_ids=tuple(data["model_ids"]),
         endpoint_ids=tuple(data["endpoint_ids"]),
         timezone=data.get("timezone", "UTC"),
+        exact=data["exact"],
     )
     return blocking_stats.blocking_stats(query)
 

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
-from analytics.query.rollups import SERIES
+from analytics.query.rollups import ROLLUPS, SERIES
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
@@ -500,6 +500,7 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     chosen = [p for p in plans if p["source"] == "series_15m"]
     assert refused[0]["refused"] == {
         "series_15m": "group_by path not covered",
+        "blocked_15m": "metric total_requests not covered",
         "clients_15m": "metric total_requests not covered",
     }
     assert chosen[0]["rollup_range"] == [
@@ -557,7 +558,7 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     refused = plan(_per_model_then_top(exact=True, fallback=fallback))
     assert refused.source == "raw"
     assert refused.query is fallback
-    assert refused.refused == ((SERIES.name, "exact requested"), ("clients_15m", "exact requested"))
+    assert dict(refused.refused) == dict.fromkeys(ROLLUPS, "exact requested")
     rolled = execute(_per_model_then_top(exact=False)).rows
     assert rolled == execute(_per_model_then_top(exact=True, fallback=fallback)).rows
     assert rolled == execute(raw_tree).rows

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from analytics.query.rollups import CLIENTS
+from analytics.query.planner import plan
+from analytics.query.rollups import BLOCKED, CLIENTS
+from analytics.query.scope import ProjectScope
+from blocking import queries as blocking
 from tests.conftest import clickhouse_client, insert_rows, make_row
 
 pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
@@ -200,3 +204,119 @@ def test_client_rollup_atom_types_match_its_columns(clickhouse: Any) -> None:
         ).result_rows
     )
     assert list(returned) == [declared[a.column] for a in CLIENTS.atoms]
+
+
+# --- blocking-stats -----------------------------------------------------------------------
+
+BLOCKING_URL = "/gateway/blocking-stats"
+RULES = (uuid.UUID("44444444-4444-4444-8444-444444444444"), uuid.UUID(int=0))
+
+
+def blocked_traffic(seed: int, count: int) -> list[dict[str, Any]]:
+    """``traffic`` with reasons and rule ids on the blocked rows (a share of them with
+    no reason or no rule), so every list has ties and empties."""
+    rng = random.Random(seed)
+    rows = traffic(seed, count)
+    for row in rows:
+        if row["is_blocked"]:
+            row["block_reason"] = rng.choice(("", "ip_blocked", "country_blocked", "rate"))
+            row["block_rule_id"] = rng.choice(RULES)
+    return rows
+
+
+def without_meta(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if k != "meta"}
+
+
+@pytest.mark.parametrize(
+    ("bucket", "zone", "limit"),
+    [("1h", "UTC", 50), ("1d", "Asia/Kolkata", 3), ("15m", "Asia/Kathmandu", 2)],
+)
+def test_blocking_stats_from_the_rollups_equals_raw(
+    clickhouse: Any, superuser_client: Any, bucket: str, zone: str, limit: int
+) -> None:
+    clickhouse(blocked_traffic(seed=7, count=700))
+    params = window(time_bucket=bucket, timezone=zone, limit=limit)
+    rolled = get(superuser_client, BLOCKING_URL, params)
+    raw = get(superuser_client, BLOCKING_URL, {**params, "exact": "true"})
+    # totals and series: series_15m; IPs, reasons, distinct IPs: blocked_15m; rule match
+    # counts: raw rows (a rule id need not mean blocked)
+    assert rolled["meta"] == {"source": "series_15m+blocked_15m+raw", "approximate": {}}
+    assert raw["meta"] == {"source": "raw", "approximate": {}}
+    assert rolled["summary"]["total_blocked"] > 0
+    assert rolled["blocked_ips"]
+    assert rolled["block_reasons"]
+    assert rolled["time_series"]
+    assert without_meta(rolled) == without_meta(raw)
+
+
+def test_blocking_stats_reads_raw_where_a_rollup_does_not_cover(
+    clickhouse: Any, superuser_client: Any
+) -> None:
+    clickhouse(blocked_traffic(seed=3, count=300))
+    # 5m buckets are finer than the series rollup: only the time series reads raw rows
+    fine = {"start_time": START.isoformat(), "end_time": (START + timedelta(hours=9)).isoformat()}
+    rolled = get(superuser_client, BLOCKING_URL, {**fine, "time_bucket": "5m"})
+    raw = get(superuser_client, BLOCKING_URL, {**fine, "time_bucket": "5m", "exact": True})
+    assert rolled["meta"]["source"] == "series_15m+blocked_15m+raw"
+    assert without_meta(rolled) == without_meta(raw)
+    # no whole 15-minute bucket in the range: every statement reads raw rows
+    short = {
+        "start_time": START.isoformat(),
+        "end_time": (START + timedelta(minutes=8)).isoformat(),
+    }
+    data = get(superuser_client, BLOCKING_URL, {**short, "time_bucket": "1m"})
+    assert data["meta"]["source"] == "raw"
+
+
+def test_a_late_blocked_row_for_an_old_bucket_is_counted(
+    clickhouse: Any, superuser_client: Any
+) -> None:
+    old = START + timedelta(hours=20, minutes=3)
+    clickhouse([make_row(timestamp=old, is_blocked=True, client_ip="6.6.6.6", block_reason="rate")])
+    params = window(time_bucket="1d")
+    first = get(superuser_client, BLOCKING_URL, params)
+    late = old + timedelta(minutes=9, milliseconds=250)
+    insert_rows(
+        [make_row(timestamp=late, is_blocked=True, client_ip="6.6.6.6", block_reason="geo")]
+    )
+    again = get(superuser_client, BLOCKING_URL, {**params, "limit": 49})  # a new cache key
+    raw = get(superuser_client, BLOCKING_URL, {**params, "limit": 49, "exact": True})
+    assert first["summary"]["total_blocked"] == 1
+    assert again["meta"]["source"] == "series_15m+blocked_15m+raw"
+    (ip,) = again["blocked_ips"]
+    assert (ip["block_count"], ip["reasons"]) == (2, ["geo", "rate"])
+    assert ip["last_blocked"].startswith("2025-03-04T06:19:00.250")
+    assert without_meta(again) == without_meta(raw)
+
+
+def test_the_blocked_rollup_answers_only_queries_restricted_to_blocked_rows() -> None:
+    """Its view keeps blocked rows only: a query over all rows (or the blocked ones as a
+    code-written condition) is refused it, and says why."""
+    query = blocking.StatsQuery(
+        scope=ProjectScope.all_projects(), start=START, end=END, limit=5, bucket="1h"
+    )
+    covered = plan(blocking.block_reasons_rollup_select(query))
+    assert covered.source == BLOCKED.name
+    everyone = replace_rows(blocking.block_reasons_rollup_select(query), query.rows())
+    refused = plan(everyone)
+    assert refused.source == "raw"
+    assert dict(refused.refused)[BLOCKED.name] == "rows not restricted to is_blocked eq True"
+
+
+def replace_rows(select: Any, rows: Any) -> Any:
+    return replace(select, source=rows)
+
+
+def test_blocked_rollup_atom_types_match_its_columns(clickhouse: Any) -> None:
+    client = clickhouse_client()
+    exprs = ", ".join(f"toTypeName({a.state})" for a in BLOCKED.atoms)
+    (returned,) = client.query(f"SELECT {exprs} FROM gateway_analytics").result_rows  # noqa: S608
+    declared = dict(
+        client.query(
+            "SELECT name, type FROM system.columns WHERE database = currentDatabase() "
+            "AND table = {t:String}",
+            parameters={"t": BLOCKED.table},
+        ).result_rows
+    )
+    assert list(returned) == [declared[a.column] for a in BLOCKED.atoms]
