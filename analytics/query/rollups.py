@@ -287,13 +287,29 @@ _ROW_TIME = "COLUMNS('^timestamp$')"
 _ROW_TIME_TYPE = "DateTime64(3, 'UTC')"
 
 
+class PlainAtom(Atom):
+    """An atom kept as a plain value (``SimpleAggregateFunction``): ``state`` is the
+    aggregate itself and ``merge`` applies it again. For count maps: a ``sumMap`` state
+    column took 366 ms only to deserialize 355k rows, a ``Map`` value 13 ms, and merging
+    per client 458 ms against 73 ms (demo traffic, 1M rows)."""
+
+    @property
+    def state(self) -> str:
+        return f"{self.function}({self.args})"
+
+    @property
+    def merge(self) -> str:
+        return f"{self.function}({self.column})"
+
+    @property
+    def type(self) -> str:
+        return f"SimpleAggregateFunction({self.function}, {self.arg_types})"
+
+
 def _count_map(name: str, column: str) -> Atom:
     """Exact count of each value of ``column`` (its '' included, filtered when read)."""
-    return Atom(
-        name,
-        "sumMap",
-        f"[CAST({column}, 'String')], [toUInt64(1)]",
-        "Array(String), Array(UInt64)",
+    return PlainAtom(
+        name, "sumMap", f"map(CAST({column}, 'String'), toUInt64(1))", "Map(String, UInt64)"
     )
 
 

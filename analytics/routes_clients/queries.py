@@ -233,7 +233,7 @@ _CLIENT_ROLLUP_COLUMNS = (
     ("routed", "client_routed", "countIf(routing_decision != '')"),
     ("last_seen", "client_last_seen", "max(timestamp)"),
     *(
-        (f"{column}_counts", f"client_{prefix}_counts", f"sumMap([{column}], [toUInt64(1)])")
+        (f"{column}_counts", f"client_{prefix}_counts", f"sumMap(map({column}, toUInt64(1)))")
         for column, prefix in (
             ("client_ip", "ip"),
             ("user_agent", "agent"),
@@ -247,15 +247,15 @@ _CLIENT_ROLLUP_COLUMNS = (
 
 
 def _map_values(counts: str) -> str:
-    """The non-empty values of a (values, counts) map column, ascending."""
-    return f"arrayFilter(v -> v != '', {counts}.1)"
+    """The non-empty values of a value -> count map column, ascending."""
+    return f"arraySort(arrayFilter(v -> v != '', mapKeys({counts})))"
 
 
 def _map_most_frequent(counts: str) -> str:
-    """The most frequent non-empty value of a count map, ties -> the smallest (its values
-    are sorted), as ``_most_frequent`` gives over raw rows; '' when there is none."""
-    kept = f"arrayFilter((c, v) -> v != '', {counts}.2, {counts}.1)"
-    return f"arrayElement({_map_values(counts)}, indexOf({kept}, arrayMax({kept})))"
+    """The most frequent non-empty value of a count map, ties -> the smallest, as
+    ``_most_frequent`` gives over raw rows; '' when there is none."""
+    pairs = f"arrayFilter(p -> p.1 != '', arrayZip(mapKeys({counts}), mapValues({counts})))"
+    return f"tupleElement(arrayElement(arraySort(p -> (-p.2, p.1), {pairs}), 1), 1)"
 
 
 def client_rollup_select(
