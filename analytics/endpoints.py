@@ -356,6 +356,7 @@ def client_analytics_selector(data: Data, scope: ProjectScope) -> Data:
         order_by=data["order_by"],
         search=data.get("search") or None,
         agent_filters={c: data[c] for c in CLIENT_AGENT_COLUMNS if data.get(c)},
+        exact=data["exact"],
     )
 
 
@@ -398,6 +399,7 @@ def blocking_selector(data: Data, scope: ProjectScope) -> Data:
         model_ids=tuple(data["model_ids"]),
         endpoint_ids=tuple(data["endpoint_ids"]),
         timezone=data.get("timezone", "UTC"),
+        exact=data["exact"],
     )
     return blocking_stats.blocking_stats(query)
 

@@ -161,7 +161,12 @@ def rollups_schema() -> list[dict[str, Any]]:
             "name": rollup.name,
             "bucket": f"{rollup.bucket_seconds // 60}m",
             "dimensions": list(rollup.dimensions),
-            "metrics": [*rollup.metrics, *derived_covered(rollup.metrics)],
+            # Registry metrics only: a rollup's local measures (the client rollup's count
+            # maps) serve fixed endpoints and are not names a request may ask for.
+            "metrics": [
+                *(m for m in rollup.metrics if m in METRICS),
+                *derived_covered(rollup.metrics),
+            ],
             "approximate": rollup.approximate,
             "retention_days": settings.ROLLUP_RETENTION_DAYS,
             "tiers": [tier.name for tier in chain[1:]],

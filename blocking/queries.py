@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import ipaddress
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from analytics.query.buckets import bucket_sql, format_time
+from analytics.query.planner import plan
 from analytics.query.registry import BUCKETS, ZERO_UUID
+from analytics.query.rollups import BLOCKED_ONLY
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
-from analytics.query.tree import BucketList, Condition, Rows, Select, Window
+from analytics.query.tree import BucketList, Condition, Coverage, Rows, Select, Window
 from blocking import validation
 
 __all__ = ["BUCKETS", "RuleTarget", "StatsQuery"]
@@ -35,13 +37,24 @@ class StatsQuery:
     model_ids: tuple[uuid.UUID, ...] = ()
     endpoint_ids: tuple[uuid.UUID, ...] = ()
     timezone: str = "UTC"
+    exact: bool = False  # read raw rows even where a rollup answers
 
     def rows(self, *conditions: Condition) -> Rows:
         window = Window(self.scope, self.start, self.end, self.model_ids, self.endpoint_ids)
         return window.rows(*conditions)
 
+    def blocked_rows(self) -> Rows:
+        """Blocked rows as a registry filter (not a code-written condition), which the
+        blocked rollup (``blocked_15m``, a view of blocked rows only) can answer."""
+        return replace(self.rows(), filters=BLOCKED_ONLY)
+
 
 BLOCKED = Condition("is_blocked")
+
+
+def _on_rollups(*selects: Select) -> bool:
+    """Whether the planner answers every one of ``selects`` from a rollup."""
+    return all(plan(select).storage.rollup is not None for select in selects)
 
 
 def summary_select(query: StatsQuery) -> Select:
@@ -55,12 +68,51 @@ def summary_select(query: StatsQuery) -> Select:
     )
 
 
+def totals_select(query: StatsQuery) -> Select:
+    """Requests and blocked requests, as the series rollup can answer them."""
+    return Select(
+        columns=(("count()", "total_requests"), ("countIf(is_blocked)", "total_blocked")),
+        source=query.rows(),
+        metric_columns=MappingProxyType(
+            {"total_requests": "total_requests", "total_blocked": "blocked_requests"}
+        ),
+        coverage=Coverage(exact=query.exact),
+    )
+
+
+def unique_blocked_ips_select(query: StatsQuery) -> Select:
+    """Distinct non-empty IPs among blocked rows, exactly: the blocked rollup's rows
+    grouped by IP, then counted."""
+    per_ip = Select(
+        columns=(("client_ip", ""), ("count()", "blocked")),
+        source=query.blocked_rows(),
+        group_by=("client_ip",),
+        metric_columns=MappingProxyType({"blocked": "blocked_rows"}),
+        coverage=Coverage(dimensions=("client_ip",), exact=query.exact),
+    )
+    return Select(
+        columns=(("uniqExactIf(client_ip, client_ip != '')", "unique_blocked_ips"),),
+        source=per_ip,
+    )
+
+
 def summary(query: StatsQuery) -> dict[str, int]:
-    row = execute(summary_select(query), max_rows=1).dicts()[0]
+    """Totals from the series rollup and distinct blocked IPs from the blocked rollup when
+    both answer; otherwise today's one scan of raw rows (``summary_select``)."""
+    totals, ips = totals_select(query), unique_blocked_ips_select(query)
+    if _on_rollups(totals, ips):
+        row = {
+            **execute(totals, max_rows=1).dicts()[0],
+            **execute(ips, max_rows=1).dicts()[0],
+        }
+    else:
+        row = execute(summary_select(query), max_rows=1).dicts()[0]
     return {key: int(value) for key, value in row.items()}
 
 
 def time_series_select(query: StatsQuery) -> Select:
+    """Per bucket of the request's zone; the series rollup answers it (its n and blocked
+    atoms) for 15-minute or coarser buckets, the same SQL over raw rows otherwise."""
     return Select(
         columns=(
             (bucket_sql(query.bucket), "bucket"),
@@ -71,6 +123,10 @@ def time_series_select(query: StatsQuery) -> Select:
         group_by=("bucket",),
         order_by=("bucket",),
         params=MappingProxyType({"tz": query.timezone}),
+        metric_columns=MappingProxyType(
+            {"total_requests": "total_requests", "blocked_requests": "blocked_requests"}
+        ),
+        coverage=Coverage(bucket=query.bucket, timezone=query.timezone, exact=query.exact),
     )
 
 
@@ -109,8 +165,46 @@ def blocked_ips_select(query: StatsQuery) -> Select:
     )
 
 
+def blocked_ips_rollup_select(query: StatsQuery) -> Select:
+    """``blocked_ips_select`` shaped for the blocked rollup: counts and first/last times
+    per (IP, reason) from merged states, then per IP; that raw tree is the fallback."""
+    per_reason = Select(
+        columns=(
+            ("client_ip", ""),
+            ("block_reason", ""),
+            ("count()", "blocked"),
+            ("min(timestamp)", "first_seen"),
+            ("max(timestamp)", "last_seen"),
+        ),
+        source=query.blocked_rows(),
+        group_by=("client_ip", "block_reason"),
+        metric_columns=MappingProxyType(
+            {
+                "blocked": "blocked_rows",
+                "first_seen": "blocked_first_seen",
+                "last_seen": "blocked_last_seen",
+            }
+        ),
+        coverage=Coverage(dimensions=("client_ip", "block_reason"), exact=query.exact),
+    )
+    return Select(
+        columns=(
+            ("client_ip", ""),
+            ("sum(blocked)", "block_count"),
+            ("arraySort(groupUniqArrayIf(block_reason, block_reason != ''))", "reasons"),
+            ("min(first_seen)", "first_blocked"),
+            ("max(last_seen)", "last_blocked"),
+        ),
+        source=per_reason,
+        group_by=("client_ip",),
+        order_by=("block_count DESC", "client_ip"),
+        limit=query.limit,
+        fallback=blocked_ips_select(query),
+    )
+
+
 def blocked_ips(query: StatsQuery) -> list[dict[str, Any]]:
-    return execute(blocked_ips_select(query), max_rows=query.limit).dicts()
+    return execute(blocked_ips_rollup_select(query), max_rows=query.limit).dicts()
 
 
 def block_reasons_select(query: StatsQuery) -> Select:
@@ -123,8 +217,22 @@ def block_reasons_select(query: StatsQuery) -> Select:
     )
 
 
+def block_reasons_rollup_select(query: StatsQuery) -> Select:
+    """``block_reasons_select`` over the blocked rollup, with that raw tree as fallback."""
+    return Select(
+        columns=(("block_reason", ""), ("count()", "count")),
+        source=query.blocked_rows(),
+        group_by=("block_reason",),
+        order_by=("count DESC", "block_reason"),
+        limit=query.limit,
+        metric_columns=MappingProxyType({"count": "blocked_rows"}),
+        coverage=Coverage(dimensions=("block_reason",), exact=query.exact),
+        fallback=block_reasons_select(query),
+    )
+
+
 def block_reasons(query: StatsQuery) -> list[dict[str, Any]]:
-    return execute(block_reasons_select(query), max_rows=query.limit).dicts()
+    return execute(block_reasons_rollup_select(query), max_rows=query.limit).dicts()
 
 
 def rule_matches_select(query: StatsQuery, max_rules: int) -> Select:

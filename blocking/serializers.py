@@ -216,6 +216,15 @@ class BlockingStatsQuerySerializer(WindowQuerySerializer):
         error_messages=shared_fields.choice_error("time_bucket"),
     )
     timezone = TimezoneField()
+    exact = shared_fields.JsonBooleanField(
+        required=False,
+        default=False,
+        help_text="Read raw rows even where rollups could answer (default false): totals "
+        "and time_series from series_15m (15-minute or coarser buckets), blocked_ips, "
+        "block_reasons and distinct blocked IPs from blocked_15m. Both give the same "
+        "numbers; `data.meta.source` names every storage read. Rule match and targeted "
+        "counts always read raw rows.",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         attrs = super().validate(attrs)

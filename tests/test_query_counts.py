@@ -131,9 +131,12 @@ GET_COUNTS: dict[str, tuple[str, dict[str, Any], int]] = {
     "clients-past-the-end": ("client-analytics", {"offset": 100}, 2),
     "clients-device-past-the-end": ("client-analytics", {"device_type": "desktop", "offset": 9}, 3),
     "clients-a-page-inside": ("client-analytics", {"limit": 2, "offset": 2}, 1),
-    # summary, blocked IPs, rule matches, reasons, bucket list, series (no rule has targets)
-    "blocking": ("blocking-stats", {}, 6),
-    "blocking-daily": ("blocking-stats", {"time_bucket": "1d", "limit": 3}, 6),
+    # totals (series_15m) and distinct blocked IPs (blocked_15m) in place of one raw
+    # summary scan, blocked IPs, rule matches, reasons, bucket list, series (no rule has
+    # targets); exact=true: the one raw summary scan again
+    "blocking": ("blocking-stats", {}, 7),
+    "blocking-daily": ("blocking-stats", {"time_bucket": "1d", "limit": 3}, 7),
+    "blocking-exact": ("blocking-stats", {"exact": "true"}, 6),
 }
 
 
@@ -155,7 +158,7 @@ def test_blocking_stats_adds_one_query_for_rule_targets(client, spy):
         rule_config={"threshold": 10, "window_seconds": 60},
     )
     assert get(client, "blocking-stats").status_code == 200
-    assert spy.count == 6
+    assert spy.count == 7
     spy.clear()
     BlockingRule.objects.create(
         name="ips",
@@ -171,7 +174,7 @@ def test_blocking_stats_adds_one_query_for_rule_targets(client, spy):
     )
     response = get(client, "blocking-stats", limit=5)
     assert response.status_code == 200
-    assert spy.count == 7, spy.sql
+    assert spy.count == 8, spy.sql
 
 
 # --- cache hits -----------------------------------------------------------------------------
@@ -203,7 +206,7 @@ SAVED_COUNTS: dict[str, tuple[dict[str, Any], int]] = {
     "geographical-stats": ({}, 1),
     "top-routes": ({}, 1),
     "client-analytics": ({"device_type": "desktop"}, 2),
-    "blocking-stats": ({}, 6),
+    "blocking-stats": ({}, 7),  # as GET_COUNTS["blocking"]
 }
 
 
@@ -232,7 +235,7 @@ def test_a_saved_query_run_costs_what_its_endpoint_costs_then_nothing(client, sp
     assert spy.count == 0
 
 
-DASHBOARD_COUNTS = {"overview": 2, "geography": 1, "top-routes": 1, "blocking": 6}
+DASHBOARD_COUNTS = {"overview": 2, "geography": 1, "top-routes": 1, "blocking": 7}
 
 
 @pytest.mark.parametrize("view", list(DASHBOARD_COUNTS))

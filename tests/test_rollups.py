@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
-from analytics.query.rollups import ROLLUPS, SERIES
+from analytics.query.rollups import FAMILIES, ROLLUPS, SERIES
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
@@ -485,6 +485,9 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
     assert response.status_code == 200
     rollups = {r["name"]: r for r in response.json()["data"]["rollups"]}
     rollup = rollups["series_15m"]
+    # the client rollup's measures are not request metrics: none is listed
+    assert rollups["clients_15m"]["metrics"] == []
+    assert rollups["clients_15m"]["dimensions"] == ["project_id", "client_id"]
     assert rollup["bucket"] == "15m"
     assert rollup["tiers"] == ["series_1h", "series_6h", "series_1d"]
     assert rollup["dimensions"] == [
@@ -514,7 +517,11 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     ]
     refused = [p for p in plans if p["source"] == "raw"]
     chosen = [p for p in plans if p["source"] == "series_15m"]
-    assert refused[0]["refused"] == {"series_15m": "group_by path not covered"}
+    assert refused[0]["refused"] == {
+        "series_15m": "group_by path not covered",
+        "blocked_15m": "metric total_requests not covered",
+        "clients_15m": "metric total_requests not covered",
+    }
     assert chosen[0]["rollup_range"] == [
         (BASE + timedelta(minutes=15)).isoformat(),
         (BASE + timedelta(hours=6, minutes=45)).isoformat(),
@@ -572,7 +579,7 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     refused = plan(_per_model_then_top(exact=True, fallback=fallback))
     assert refused.source == "raw"
     assert refused.query is fallback
-    assert refused.refused == ((SERIES.name, "exact requested"),)
+    assert dict(refused.refused) == dict.fromkeys(FAMILIES, "exact requested")
     rolled = execute(_per_model_then_top(exact=False)).rows
     assert rolled == execute(_per_model_then_top(exact=True, fallback=fallback)).rows
     assert rolled == execute(raw_tree).rows

@@ -16,7 +16,7 @@ import pytest
 from analytics.query import system
 from analytics.query.planner import plan
 from analytics.query.printer import print_plan
-from analytics.query.rollups import SERIES
+from analytics.query.rollups import ROLLUPS
 from analytics.query.scope import ProjectScope
 from analytics.query.series import (
     AnalyticsQuery,
@@ -68,9 +68,15 @@ def analytics_query(**overrides: Any) -> AnalyticsQuery:
     return AnalyticsQuery(**values)
 
 
-def stats_query() -> blocking.StatsQuery:
+def stats_query(exact: bool = False) -> blocking.StatsQuery:
     return blocking.StatsQuery(
-        scope=SCOPE, start=START, end=END, limit=10, bucket="1h", timezone="Asia/Kolkata"
+        scope=SCOPE,
+        start=START,
+        end=END,
+        limit=10,
+        bucket="1h",
+        timezone="Asia/Kolkata",
+        exact=exact,
     )
 
 
@@ -126,7 +132,23 @@ CASES: dict[str, Any] = {
         WINDOW, limit=25, offset=50, order_by="cost", search="key_"
     )[0],
     "blocking_summary": lambda: blocking.summary_select(stats_query()),
-    "blocking_time_series": lambda: blocking.time_series_select(stats_query()),
+    # exact=True: the raw SQL, unchanged since the series rollup answers this select
+    "blocking_time_series": lambda: blocking.time_series_select(stats_query(exact=True)),
+    "blocking_time_series_from_rollup": lambda: blocking.time_series_select(stats_query()),
+    "blocking_totals_from_rollup": lambda: blocking.totals_select(stats_query()),
+    "blocking_unique_blocked_ips_from_rollup": lambda: blocking.unique_blocked_ips_select(
+        stats_query()
+    ),
+    "blocking_blocked_ips_from_rollup": lambda: blocking.blocked_ips_rollup_select(stats_query()),
+    "blocking_block_reasons_from_rollup": lambda: blocking.block_reasons_rollup_select(
+        stats_query()
+    ),
+    "client_analytics_from_rollup": lambda: client_analytics_select(
+        Window(scope=SCOPE, start=START + timedelta(minutes=7), end=END),
+        limit=25,
+        offset=50,
+        order_by="cost",
+    )[0],
     "blocking_blocked_ips": lambda: blocking.blocked_ips_select(stats_query()),
     "blocking_block_reasons": lambda: blocking.block_reasons_select(stats_query()),
     "blocking_rule_matches": lambda: blocking.rule_matches_select(stats_query(), 100),
@@ -157,6 +179,6 @@ def test_every_endpoint_query_starts_with_the_tenant_guard(name: str) -> None:
     innermost_where = out["sql"].split("FROM gateway_analytics\n")[1].lstrip()
     assert innermost_where.startswith(guard)
     if out["source"] != "raw":  # a rollup plan reads the rollup too, guarded the same way
-        rollup_where = out["sql"].split(f"FROM {SERIES.table}\n")[1].lstrip()
+        rollup_where = out["sql"].split(f"FROM {ROLLUPS[out['source']].table}\n")[1].lstrip()
         assert rollup_where.startswith(guard)
     assert out["params"]["scope_project_ids"] == [P1, P2]

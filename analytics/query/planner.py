@@ -30,6 +30,7 @@ from analytics.query.tree import (
     BucketList,
     Filter,
     FilterLeaf,
+    FilterNode,
     Select,
     UnscopedSystemQuery,
 )
@@ -140,6 +141,15 @@ def _filter_dimensions(node: Filter | None) -> list[str]:
     return [name for child in node.children for name in _filter_dimensions(child)]
 
 
+def _conjuncts(node: Filter | None) -> list[Filter]:
+    """The filters every row must pass: the node, or the children of a top-level AND."""
+    if node is None:
+        return []
+    if isinstance(node, FilterNode) and node.kind == "and":
+        return [leaf for child in node.children for leaf in _conjuncts(child)]
+    return [node]
+
+
 def zone_aligned(timezone: str, start: datetime, end: datetime, step: int = 900) -> bool:
     """Whether ``timezone``'s UTC offset is a multiple of ``step`` seconds at the range's
     ends and at every day between (offsets change at most a few times a year, and every
@@ -179,6 +189,9 @@ def refusal(select: Select, rollup: Rollup) -> str | None:
         return "filter endpoint_id not covered"
     if rows.conditions:
         return "code-written conditions not covered"
+    if rollup.requires is not None and rollup.requires not in _conjuncts(rows.filters):
+        leaf = rollup.requires
+        return f"rows not restricted to {leaf.dimension} {leaf.op} {leaf.value!r}"
     if rows.start < datetime.now(UTC) - timedelta(days=settings.ROLLUP_RETENTION_DAYS):
         return "range starts before ROLLUP_RETENTION_DAYS"
     step = rollup.bucket_seconds

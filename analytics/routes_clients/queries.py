@@ -9,13 +9,14 @@ row rather than the returned top N, without a second scan.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import HAS_TTFT, METRICS
 from analytics.query.runner import execute
-from analytics.query.tree import Condition, Rows, Select, Window
+from analytics.query.tree import Condition, Coverage, FilterLeaf, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
 from analytics.useragent import agent_value as _agent_value
 
@@ -219,6 +220,101 @@ def _user_agents_matching(rows: Rows, agent_filters: dict[str, str]) -> dict[str
     return matching
 
 
+# The client rollup's measures as the raw first stage computes them: (alias, rollup measure,
+# raw expression). The raw expressions are never run (the raw shape is the fallback tree);
+# they say what each merged state equals.
+_CLIENT_ROLLUP_COLUMNS = (
+    ("rows", "client_requests", "count()"),
+    ("errors", "client_errors", "countIf(status_code >= 400)"),
+    ("response_time_sum", "client_response_time_sum", "sum(toUInt64(response_time_ms))"),
+    ("tokens", "client_tokens", "sum(toUInt64(total_tokens))"),
+    ("cost_sum", "client_cost", "sum(cost)"),
+    ("cached", "client_cached", "countIf(routing_decision = 'cached')"),
+    ("routed", "client_routed", "countIf(routing_decision != '')"),
+    ("last_seen", "client_last_seen", "max(timestamp)"),
+    *(
+        (f"{column}_counts", f"client_{prefix}_counts", f"sumMap(map({column}, toUInt64(1)))")
+        for column, prefix in (
+            ("client_ip", "ip"),
+            ("user_agent", "agent"),
+            ("device_type", "device"),
+            ("browser", "browser"),
+            ("os", "os"),
+            ("country_code", "country"),
+        )
+    ),
+)
+
+
+def _map_values(counts: str) -> str:
+    """The non-empty values of a value -> count map column, ascending."""
+    return f"arraySort(arrayFilter(v -> v != '', mapKeys({counts})))"
+
+
+def _map_most_frequent(counts: str) -> str:
+    """The most frequent non-empty value of a count map, ties -> the smallest, as
+    ``_most_frequent`` gives over raw rows; '' when there is none."""
+    pairs = f"arrayFilter(p -> p.1 != '', arrayZip(mapKeys({counts}), mapValues({counts})))"
+    return f"tupleElement(arrayElement(arraySort(p -> (-p.2, p.1), {pairs}), 1), 1)"
+
+
+def client_rollup_select(
+    window: Window, *, limit: int, offset: int, order_by: str, exact: bool, fallback: Select
+) -> Select:
+    """The page of ``client_analytics_select`` shaped for the client rollup: one GROUP BY
+    client_id over merged states (counts, sums, max and exact count maps, so every number
+    equals raw), then the same ranking, page and window totals; ``fallback`` (today's raw
+    two-stage tree) runs when the rollup does not answer (``exact``, model/endpoint ids,
+    a range with no whole 15 minutes)."""
+    identified = FilterLeaf("client_id", "is_empty", False)  # client_id != ''
+    per_client = Select(
+        columns=(
+            ("client_id", ""),
+            *((raw, alias) for alias, _, raw in _CLIENT_ROLLUP_COLUMNS),
+        ),
+        source=replace(window.rows(), filters=identified),
+        group_by=("client_id",),
+        metric_columns={alias: measure for alias, measure, _ in _CLIENT_ROLLUP_COLUMNS},
+        coverage=Coverage(dimensions=("client_id",), exact=exact),
+    )
+    return Select(
+        columns=(
+            ("client_id", ""),
+            (_map_most_frequent("client_ip_counts"), "top_client_ip"),
+            ("rows", "request_count"),
+            ("errors", "error_count"),
+            (
+                "if(request_count = 0, NULL, response_time_sum / request_count)",
+                "avg_response_time",
+            ),
+            ("tokens", "total_tokens"),
+            ("cost_sum", "total_cost"),
+            ("if(routed = 0, NULL, cached / routed)", "cache_hit_rate"),
+            (
+                "if(total_tokens = 0, NULL, total_cost / total_tokens * 1000)",
+                "cost_per_1k_tokens",
+            ),
+            ("last_seen", "last_activity"),
+            (_map_most_frequent("user_agent_counts"), "top_user_agent"),
+            (_map_most_frequent("device_type_counts"), "top_device_type"),
+            (_map_most_frequent("browser_counts"), "top_browser"),
+            (_map_most_frequent("os_counts"), "top_os"),
+            (f"length({_map_values('client_ip_counts')})", "unique_ips"),
+            (
+                f"arraySlice({_map_values('country_code_counts')}, 1, {MAX_COUNTRIES_PER_CLIENT})",
+                "countries",
+            ),
+            ("count() OVER ()", "all_clients"),
+            ("sum(request_count) OVER ()", "all_requests"),
+        ),
+        source=per_client,
+        order_by=(f"{CLIENT_ORDER_COLUMNS[order_by]} DESC", "client_id ASC"),
+        limit=limit + 1,
+        offset=offset,
+        fallback=fallback,
+    )
+
+
 def client_analytics_select(
     window: Window,
     *,
@@ -227,11 +323,14 @@ def client_analytics_select(
     order_by: str,
     search: str | None = None,
     agent_filters: dict[str, str] | None = None,
+    exact: bool = False,
 ) -> tuple[Select, Rows]:
     """One GROUP BY client_id page (``limit + 1`` rows to know whether there is more),
     with window totals for the summary. Device/browser/os filters may first read the
-    distinct user agents to parse (see ``_client_rows``). Returns the page query and the
-    rows it reads (for the empty-page summary)."""
+    distinct user agents to parse (see ``_client_rows``). Without search and those
+    filters the page is first offered to the client rollup (``client_rollup_select``),
+    with this raw tree as its fallback. Returns the page query and the rows it reads (for
+    the empty-page summary)."""
     rows = _client_rows(window, search=search, agent_filters=agent_filters or {})
     # Two stages: one scan groups the rows by (client_id, attribute) for each attribute
     # (GROUPING SETS), far cheaper than building a count map per row; then one GROUP BY
@@ -301,7 +400,12 @@ def client_analytics_select(
         limit=limit + 1,
         offset=offset,
     )
-    return page, rows
+    if search or agent_filters:
+        return page, rows
+    rolled = client_rollup_select(
+        window, limit=limit, offset=offset, order_by=order_by, exact=exact, fallback=page
+    )
+    return rolled, rows
 
 
 def _client_summary(rows: Rows) -> tuple[int, int]:
@@ -343,6 +447,7 @@ def client_analytics(
     order_by: str,
     search: str | None = None,
     agent_filters: dict[str, str] | None = None,
+    exact: bool = False,
 ) -> dict[str, Any]:
     """A page of clients (API keys) ranked by ``order_by`` (ties by client_id, so pages
     never overlap or skip), with totals over every matching client."""
@@ -353,6 +458,7 @@ def client_analytics(
         order_by=order_by,
         search=search,
         agent_filters=agent_filters,
+        exact=exact,
     )
     rows = execute(page, max_rows=limit + 1).dicts()
     has_more = len(rows) > limit

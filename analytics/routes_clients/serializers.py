@@ -117,6 +117,14 @@ class ClientAnalyticsQuerySerializer(WindowQuerySerializer):
         max_length=MAX_TEXT_PARAM,
         help_text="Only requests from this operating system family (case-insensitive).",
     )
+    exact = JsonBooleanField(
+        required=False,
+        default=False,
+        help_text="Read raw rows even when the client rollup (clients_15m) could answer "
+        "(default false). Both give the same numbers; `data.meta.source` says which "
+        "answered. search, device_type, browser, os, model_ids and endpoint_ids always "
+        "read raw rows.",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict) and isinstance(data.get("device_type"), str):
