@@ -10,11 +10,12 @@ top N. Rows without geo data form the ``''`` group of each level, shown as ``Unk
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from analytics.query.registry import METRICS
 from analytics.query.runner import execute
-from analytics.query.tree import Condition, Select, Window
+from analytics.query.tree import Condition, Coverage, FilterLeaf, Rows, Select, Window
 from geo.names import UNKNOWN, country_name, region_name
 
 # grouping(country_code, region, city): bit set = column not in the grouping set
@@ -39,10 +40,104 @@ _UNKNOWN_AT_LEVEL = (
 )
 
 
+def _ranking_columns(order_column: str) -> tuple[tuple[str, str], ...]:
+    """Per-level rank and counts (window functions over the grouped rows)."""
+    return (
+        (
+            f"row_number() OVER (PARTITION BY geo_level ORDER BY {order_column} DESC,"
+            " country_code ASC, region ASC, city ASC)",
+            "position",
+        ),
+        (f"countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)", "known_groups"),
+        (
+            f"sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)",
+            "unknown_requests",
+        ),
+    )
+
+
+_GEO_GROUPING_SETS = (
+    ("country_code",),
+    ("country_code", "region"),
+    ("country_code", "region", "city"),
+    (),
+)
+
+
+def _top_per_level(source: Select, limit: int, fallback: Select | None = None) -> Select:
+    return Select(
+        columns=(("*", ""),),
+        source=source,
+        where=(Condition.of("position <= {top_per_level:UInt32}", top_per_level=limit),),
+        order_by=("geo_level DESC", "position ASC"),
+        fallback=fallback,
+    )
+
+
+def geo_stats_query(
+    window: Window,
+    *,
+    limit: int,
+    order_by: str,
+    country_code: str | None = None,
+    exact: bool = False,
+) -> Select:
+    """The query the endpoint runs: one GROUPING SETS pass that the ``geo_15m`` rollup
+    answers (merged states: one pass suits them, no pre-grouping), with today's raw tree
+    (``geo_stats_select``) as the fallback when the rollup does not cover the request
+    (model_ids / endpoint_ids filters, ``exact``). The p95 then comes from a sketch and
+    distinct users from uniqCombined64 (bounds in the registry, named in ``meta``)."""
+    # The country drill-down as a registry-dimension filter (the rollup covers it).
+    rows = Rows(
+        scope=window.scope,
+        start=window.start,
+        end=window.end,
+        model_ids=tuple(window.model_ids),
+        endpoint_ids=tuple(window.endpoint_ids),
+        filters=FilterLeaf("country_code", "eq", country_code) if country_code else None,
+    )
+    metrics = {
+        "avg_latitude": "avg_latitude",
+        "avg_longitude": "avg_longitude",
+        "request_count": "total_requests",
+        "error_count": "error_count",
+        "avg_response_time": "avg_response_time",
+        "p95_response_time": "p95_response_time",
+        "total_tokens": "total_tokens",
+        "unique_users": "unique_users",
+    }
+    # Raw expressions for the record (printed only from a rollup: raw runs the fallback).
+    by_level = Select(
+        columns=(
+            ("grouping(country_code, region, city)", "geo_level"),
+            ("country_code", ""),
+            ("region", ""),
+            ("city", ""),
+            ("avgIf(toFloat64(latitude), latitude != 0 OR longitude != 0)", "avg_latitude"),
+            ("avgIf(toFloat64(longitude), latitude != 0 OR longitude != 0)", "avg_longitude"),
+            (METRICS["total_requests"].sql, "request_count"),
+            (METRICS["error_count"].sql, "error_count"),
+            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
+            (METRICS["avg_response_time"].sql, "avg_response_time"),
+            (METRICS["p95_response_time"].sql, "p95_response_time"),
+            (METRICS["total_tokens"].sql, "total_tokens"),
+            (METRICS["unique_users"].sql, "unique_users"),
+            *_ranking_columns(GEO_ORDER_COLUMNS[order_by]),
+        ),
+        source=rows,
+        grouping_sets=_GEO_GROUPING_SETS,
+        metric_columns=MappingProxyType(metrics),
+        coverage=Coverage(dimensions=("country_code", "region", "city"), exact=exact),
+    )
+    fallback = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
+    return _top_per_level(by_level, limit, fallback)
+
+
 def geo_stats_select(
     window: Window, *, limit: int, order_by: str, country_code: str | None = None
 ) -> Select:
-    """Country, region, city and total groups, the top ``limit`` of each level."""
+    """Country, region, city and total groups, the top ``limit`` of each level, from raw
+    rows (the fallback of ``geo_stats_query``)."""
     conditions = ()
     if country_code:
         conditions = (
@@ -91,31 +186,12 @@ def geo_stats_select(
             ("quantileExactOrNullMerge(0.95)(response_times)", "p95_response_time"),
             ("sum(tokens)", "total_tokens"),
             (METRICS["unique_users"].sql, "unique_users"),
-            (
-                f"row_number() OVER (PARTITION BY geo_level ORDER BY {order_column} DESC,"
-                " country_code ASC, region ASC, city ASC)",
-                "position",
-            ),
-            (f"countIf(NOT {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)", "known_groups"),
-            (
-                f"sumIf(request_count, {_UNKNOWN_AT_LEVEL}) OVER (PARTITION BY geo_level)",
-                "unknown_requests",
-            ),
+            *_ranking_columns(order_column),
         ),
         source=by_place,
-        grouping_sets=(
-            ("country_code",),
-            ("country_code", "region"),
-            ("country_code", "region", "city"),
-            (),
-        ),
+        grouping_sets=_GEO_GROUPING_SETS,
     )
-    return Select(
-        columns=(("*", ""),),
-        source=by_level,
-        where=(Condition.of("position <= {top_per_level:UInt32}", top_per_level=limit),),
-        order_by=("geo_level DESC", "position ASC"),
-    )
+    return _top_per_level(by_level, limit)
 
 
 def _metrics(row: dict[str, Any], total_requests: int) -> dict[str, Any]:
@@ -142,11 +218,19 @@ def _round_coordinate(value: float | None) -> float | None:
 
 
 def geo_stats(
-    window: Window, *, limit: int, order_by: str, country_code: str | None = None
+    window: Window,
+    *,
+    limit: int,
+    order_by: str,
+    country_code: str | None = None,
+    exact: bool = False,
 ) -> dict[str, Any]:
     """Countries, regions and cities ranked by ``order_by`` with the Unknown bucket, and
-    totals over every matching row."""
-    select = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
+    totals over every matching row (from the ``geo_15m`` rollup when it covers the
+    request and ``exact`` is false, else from raw rows)."""
+    select = geo_stats_query(
+        window, limit=limit, order_by=order_by, country_code=country_code, exact=exact
+    )
     return shape_geo_stats(execute(select, max_rows=3 * limit + 1).dicts())
 
 

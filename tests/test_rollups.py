@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
-from analytics.query.rollups import SERIES
+from analytics.query.rollups import ROLLUPS, SERIES
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
@@ -465,8 +465,9 @@ def test_a_range_older_than_the_rollup_retention_reads_raw_rows(
 def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any) -> None:
     response = superuser_client.get("/gateway/analytics/schema")
     assert response.status_code == 200
-    (rollup,) = response.json()["data"]["rollups"]
-    assert rollup["name"] == "series_15m"
+    listed = {r["name"]: r for r in response.json()["data"]["rollups"]}
+    assert list(listed) == list(ROLLUPS)
+    rollup = listed["series_15m"]
     assert rollup["bucket"] == "15m"
     assert rollup["dimensions"] == [
         "project_id",
@@ -476,7 +477,12 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
         "model_provider",
     ]
     assert set(rollup["metrics"]) == set(METRICS)  # every registry metric merges
-    assert rollup["approximate"] == SKETCH_BOUNDS
+    assert rollup["approximate"] == {m: SKETCH_BOUNDS[m] for m in METRICS if m in SKETCH_BOUNDS}
+    geo, routes = listed["geo_15m"], listed["routes_15m"]
+    assert geo["dimensions"] == ["project_id", "country_code", "region", "city"]
+    assert set(geo["approximate"]) == {"p95_response_time", "unique_users"}
+    assert routes["dimensions"] == ["project_id", "path", "method"]
+    assert set(routes["approximate"]) == {"response_time_percentiles", "ttft_percentiles"}
 
 
 def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
@@ -494,7 +500,11 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     ]
     refused = [p for p in plans if p["source"] == "raw"]
     chosen = [p for p in plans if p["source"] == "series_15m"]
-    assert refused[0]["refused"] == {"series_15m": "group_by path not covered"}
+    assert refused[0]["refused"] == {
+        "series_15m": "group_by path not covered",
+        "geo_15m": "metric total_cost not covered",
+        "routes_15m": "metric error_rate not covered",
+    }
     assert chosen[0]["rollup_range"] == [
         (BASE + timedelta(minutes=15)).isoformat(),
         (BASE + timedelta(hours=6, minutes=45)).isoformat(),
@@ -550,7 +560,7 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     refused = plan(_per_model_then_top(exact=True, fallback=fallback))
     assert refused.source == "raw"
     assert refused.query is fallback
-    assert refused.refused == ((SERIES.name, "exact requested"),)
+    assert refused.refused == tuple((name, "exact requested") for name in ROLLUPS)
     rolled = execute(_per_model_then_top(exact=False)).rows
     assert rolled == execute(_per_model_then_top(exact=True, fallback=fallback)).rows
     assert rolled == execute(raw_tree).rows

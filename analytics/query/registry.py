@@ -495,4 +495,8 @@ SKETCH_BOUNDS: dict[str, str] = {
     },
     "unique_users": _DISTINCT_BOUND,
     "unique_ips": _DISTINCT_BOUND,
+    # Rollup-local measures of top-routes (per-path percentile states merged per route):
+    # its p95_response_time and p99_response_time, and its p95_ttft.
+    "response_time_percentiles": _QUANTILE_BOUND,
+    "ttft_percentiles": _QUANTILE_BOUND,
 }

@@ -262,3 +262,103 @@ SERIES = Rollup(
 )
 
 ROLLUPS: Mapping[str, Rollup] = MappingProxyType({SERIES.name: SERIES})
+
+
+# --- Geography and routes (issue 11, helper B) ------------------------------------------
+# Shaped for GET /gateway/geographical-stats and GET /gateway/top-routes. Neither keeps
+# model_id / endpoint_id: each would multiply the rows by the models a place or route
+# serves (3-6 per project), so a request filtered by model_ids or endpoint_ids reads raw
+# rows. Both reuse the series atoms (identical state types, so the same raw-edge states).
+
+_HAS_COORDINATES = "latitude != 0 OR longitude != 0"
+_GEO_ATOMS = (
+    *(ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "users")),
+    _count_if("located", _HAS_COORDINATES),
+    Atom("lat_sum", "sumIf", f"toFloat64(latitude), {_HAS_COORDINATES}", "Float64, UInt8"),
+    Atom("lon_sum", "sumIf", f"toFloat64(longitude), {_HAS_COORDINATES}", "Float64, UInt8"),
+)
+
+
+def _mean_coordinate(atom: str) -> str:
+    return f"if(countIfMerge(s_located) = 0, NULL, sumIfMerge(s_{atom}) / countIfMerge(s_located))"
+
+
+# A 15-minute bucket holds one row per project and place (country, region, city): a few
+# dozen to a few thousand, whatever the traffic. Coordinates are rollup-local measures
+# (the mean over rows that carry them, as the raw query computes it).
+GEO = Rollup(
+    name="geo_15m",
+    table=f"{TABLE}_geo_15m",
+    columns=(
+        ("project_id", "UUID"),
+        ("country_code", "LowCardinality(String)"),
+        ("region", "LowCardinality(String)"),
+        ("city", "LowCardinality(String)"),
+    ),
+    dimensions=MappingProxyType(
+        {
+            "project_id": ("project_id",),
+            "country_code": ("country_code",),
+            "region": ("region",),
+            "city": ("city",),
+        }
+    ),
+    metrics=MappingProxyType(
+        {
+            **{
+                name: _METRIC_SQL[name]
+                for name in (
+                    "total_requests",
+                    "error_count",
+                    "error_rate",
+                    "avg_response_time",
+                    "p95_response_time",
+                    "total_tokens",
+                    "unique_users",
+                )
+            },
+            "avg_latitude": _mean_coordinate("lat_sum"),
+            "avg_longitude": _mean_coordinate("lon_sum"),
+        }
+    ),
+    atoms=_GEO_ATOMS,
+)
+
+# Routes: one row per project, raw path and method a bucket. A route template
+# (``analytics.paths.template_sql``) merges several raw paths, so the rollup read keeps
+# the percentile states of each path (``-MergeState``: rollup-local measures) and the
+# query above it merges them per template; the registry states their bound
+# (SKETCH_BOUNDS "response_time_percentiles", "ttft_percentiles").
+_ROUTE_ATOMS = tuple(
+    ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "ttft_n", "ttft_q")
+)
+ROUTE_RT_LEVELS = _RT_LEVELS
+ROUTE_TTFT_LEVELS = _TTFT_LEVELS
+_RT_PARAMS, _TTFT_PARAMS = _levels(_RT_LEVELS), _levels(_TTFT_LEVELS)
+ROUTES_ROLLUP = Rollup(
+    name="routes_15m",
+    table=f"{TABLE}_routes_15m",
+    columns=(
+        ("project_id", "UUID"),
+        ("path", "String"),
+        ("method", "LowCardinality(String)"),
+    ),
+    dimensions=MappingProxyType(
+        {"project_id": ("project_id",), "path": ("path",), "method": ("method",)}
+    ),
+    metrics=MappingProxyType(
+        {
+            **{
+                name: _METRIC_SQL[name]
+                for name in ("total_requests", "error_count", "total_tokens")
+            },
+            "response_time_sum": _m("rt_sum"),
+            "response_time_percentiles": f"quantilesTimingMergeState({_RT_PARAMS})(s_rt_q)",
+            "ttft_count": _m("ttft_n"),
+            "ttft_percentiles": f"quantilesTimingIfMergeState({_TTFT_PARAMS})(s_ttft_q)",
+        }
+    ),
+    atoms=_ROUTE_ATOMS,
+)
+
+ROLLUPS = MappingProxyType({**ROLLUPS, GEO.name: GEO, ROUTES_ROLLUP.name: ROUTES_ROLLUP})
