@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from analytics.query.registry import METRICS
+from analytics.query.rollups import QUANTILE_UNIT_MS, RT_QUANTILE_LEVELS
 from analytics.query.runner import execute
 from analytics.query.tree import Condition, Coverage, FilterLeaf, Rows, Select, Window
 from geo.names import UNKNOWN, country_name, region_name
@@ -82,11 +83,16 @@ def geo_stats_query(
     country_code: str | None = None,
     exact: bool = False,
 ) -> Select:
-    """The query the endpoint runs: one GROUPING SETS pass that the ``geo_15m`` rollup
-    answers (merged states: one pass suits them, no pre-grouping), with today's raw tree
-    (``geo_stats_select``) as the fallback when the rollup does not cover the request
-    (model_ids / endpoint_ids filters, ``exact``). The p95 then comes from a sketch and
-    distinct users from uniqCombined64 (bounds in the registry, named in ``meta``)."""
+    """The query the endpoint runs, answered from the ``geo_15m`` rollup, with today's raw
+    tree (``geo_stats_select``) as the fallback when the rollup does not cover the request
+    (model_ids / endpoint_ids filters, ``exact``).
+
+    The same two stages as the raw tree: the rollup read merges each place's 15-minute
+    rows (counts and sums as values, the percentile and distinct-user states as states:
+    ``-MergeState``), then GROUPING SETS roll the places up per level, so each expensive
+    state is merged once per place rather than once per level (measured 235 vs 340 ms on
+    327k rollup rows). The p95 then comes from quantilesTiming and distinct users from
+    uniqCombined64 (bounds in the registry, named in ``data.meta.approximate``)."""
     # The country drill-down as a registry-dimension filter (the rollup covers it).
     rows = Rows(
         scope=window.scope,
@@ -96,41 +102,78 @@ def geo_stats_query(
         endpoint_ids=tuple(window.endpoint_ids),
         filters=FilterLeaf("country_code", "eq", country_code) if country_code else None,
     )
-    metrics = {
-        "avg_latitude": "avg_latitude",
-        "avg_longitude": "avg_longitude",
-        "request_count": "total_requests",
-        "error_count": "error_count",
-        "avg_response_time": "avg_response_time",
-        "p95_response_time": "p95_response_time",
-        "total_tokens": "total_tokens",
-        "unique_users": "unique_users",
-    }
+    has_coordinates = "latitude != 0 OR longitude != 0"
+    unit = QUANTILE_UNIT_MS
+    levels = ", ".join(str(level) for level in RT_QUANTILE_LEVELS)
     # Raw expressions for the record (printed only from a rollup: raw runs the fallback).
-    by_level = Select(
+    by_place = Select(
+        columns=(
+            ("country_code", ""),
+            ("region", ""),
+            ("city", ""),
+            (f"countIf({has_coordinates})", "located"),
+            (f"sumIf(toFloat64(latitude), {has_coordinates})", "latitude_sum"),
+            (f"sumIf(toFloat64(longitude), {has_coordinates})", "longitude_sum"),
+            (METRICS["total_requests"].sql, "rows"),
+            (METRICS["error_count"].sql, "errors"),
+            ("sum(toUInt64(response_time_ms))", "response_time_sum"),
+            (f"quantilesTimingState({levels})(intDiv(response_time_ms, {unit}))", "response_times"),
+            ("uniqCombined64IfState(client_id, client_id != '')", "users"),
+            (METRICS["total_tokens"].sql, "tokens"),
+        ),
+        source=rows,
+        group_by=("country_code", "region", "city"),
+        metric_columns=MappingProxyType(
+            {
+                "located": "located",
+                "latitude_sum": "latitude_sum",
+                "longitude_sum": "longitude_sum",
+                "rows": "total_requests",
+                "errors": "error_count",
+                "response_time_sum": "response_time_sum",
+                "response_times": "response_time_percentiles",
+                "users": "unique_users_sketch",
+                "tokens": "total_tokens",
+            }
+        ),
+        coverage=Coverage(dimensions=("country_code", "region", "city"), exact=exact),
+    )
+    p95 = f"quantilesTimingMerge({levels})(response_times)[{RT_QUANTILE_LEVELS.index(0.95) + 1}]"
+    by_level = _by_level(
+        by_place,
+        GEO_ORDER_COLUMNS[order_by],
+        p95=f"if(request_count = 0, NULL, {p95} * {unit})",
+        unique_users="uniqCombined64IfMerge(users)",
+    )
+    fallback = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
+    return _top_per_level(by_level, limit, fallback)
+
+
+def _by_level(source: Select, order_column: str, *, p95: str, unique_users: str) -> Select:
+    """The per-place groups of ``source`` rolled up per level (GROUPING SETS), ranked."""
+    return Select(
         columns=(
             ("grouping(country_code, region, city)", "geo_level"),
             ("country_code", ""),
             ("region", ""),
             ("city", ""),
-            ("avgIf(toFloat64(latitude), latitude != 0 OR longitude != 0)", "avg_latitude"),
-            ("avgIf(toFloat64(longitude), latitude != 0 OR longitude != 0)", "avg_longitude"),
-            (METRICS["total_requests"].sql, "request_count"),
-            (METRICS["error_count"].sql, "error_count"),
+            ("if(sum(located) = 0, NULL, sum(latitude_sum) / sum(located))", "avg_latitude"),
+            ("if(sum(located) = 0, NULL, sum(longitude_sum) / sum(located))", "avg_longitude"),
+            ("sum(rows)", "request_count"),
+            ("sum(errors)", "error_count"),
             ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
-            (METRICS["avg_response_time"].sql, "avg_response_time"),
-            (METRICS["p95_response_time"].sql, "p95_response_time"),
-            (METRICS["total_tokens"].sql, "total_tokens"),
-            (METRICS["unique_users"].sql, "unique_users"),
-            *_ranking_columns(GEO_ORDER_COLUMNS[order_by]),
+            (
+                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
+                "avg_response_time",
+            ),
+            (p95, "p95_response_time"),
+            ("sum(tokens)", "total_tokens"),
+            (unique_users, "unique_users"),
+            *_ranking_columns(order_column),
         ),
-        source=rows,
+        source=source,
         grouping_sets=_GEO_GROUPING_SETS,
-        metric_columns=MappingProxyType(metrics),
-        coverage=Coverage(dimensions=("country_code", "region", "city"), exact=exact),
     )
-    fallback = geo_stats_select(window, limit=limit, order_by=order_by, country_code=country_code)
-    return _top_per_level(by_level, limit, fallback)
 
 
 def geo_stats_select(
@@ -168,28 +211,11 @@ def geo_stats_select(
         source=window.rows(*conditions),
         group_by=("country_code", "region", "city", "client_id"),
     )
-    by_level = Select(
-        columns=(
-            ("grouping(country_code, region, city)", "geo_level"),
-            ("country_code", ""),
-            ("region", ""),
-            ("city", ""),
-            ("if(sum(located) = 0, NULL, sum(latitude_sum) / sum(located))", "avg_latitude"),
-            ("if(sum(located) = 0, NULL, sum(longitude_sum) / sum(located))", "avg_longitude"),
-            ("sum(rows)", "request_count"),
-            ("sum(errors)", "error_count"),
-            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
-            (
-                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
-                "avg_response_time",
-            ),
-            ("quantileExactOrNullMerge(0.95)(response_times)", "p95_response_time"),
-            ("sum(tokens)", "total_tokens"),
-            (METRICS["unique_users"].sql, "unique_users"),
-            *_ranking_columns(order_column),
-        ),
-        source=by_place,
-        grouping_sets=_GEO_GROUPING_SETS,
+    by_level = _by_level(
+        by_place,
+        order_column,
+        p95="quantileExactOrNullMerge(0.95)(response_times)",
+        unique_users=METRICS["unique_users"].sql,
     )
     return _top_per_level(by_level, limit)
 

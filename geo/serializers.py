@@ -70,13 +70,13 @@ class _GeoMetricsSerializer(serializers.Serializer):
     error_rate = serializers.FloatField(help_text="error_count / request_count, 0..1.")
     avg_response_time = serializers.FloatField(help_text="ms")
     p95_response_time = serializers.IntegerField(
-        help_text="ms; exact from raw rows, within the bound in data.meta.approximate from "
-        "the rollup."
+        help_text="ms; exact from raw rows, from the rollup within the bound of "
+        "response_time_percentiles in data.meta.approximate."
     )
     total_tokens = serializers.IntegerField()
     unique_users = serializers.IntegerField(
-        help_text="Distinct non-empty client_id values; exact from raw rows, within 1% from "
-        "the rollup (data.meta.approximate)."
+        help_text="Distinct non-empty client_id values; exact from raw rows, from the rollup "
+        "within the bound of unique_users_sketch in data.meta.approximate (1%)."
     )
     percent = serializers.FloatField(help_text="Share of all matching requests, 0..1.")
 

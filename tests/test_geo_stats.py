@@ -364,4 +364,7 @@ def test_the_answer_says_which_storage_it_read(superuser_client, geo_data):
     response, body = _get(superuser_client, project_ids=str(P1), exact="false")
     assert response.status_code == 200, body
     assert body["data"]["meta"]["source"] == "geo_15m"
-    assert set(body["data"]["meta"]["approximate"]) == {"p95_response_time", "unique_users"}
+    assert set(body["data"]["meta"]["approximate"]) == {
+        "response_time_percentiles",
+        "unique_users_sketch",
+    }

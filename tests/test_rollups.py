@@ -480,7 +480,12 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
     assert rollup["approximate"] == {m: SKETCH_BOUNDS[m] for m in METRICS if m in SKETCH_BOUNDS}
     geo, routes = listed["geo_15m"], listed["routes_15m"]
     assert geo["dimensions"] == ["project_id", "country_code", "region", "city"]
-    assert set(geo["approximate"]) == {"p95_response_time", "unique_users"}
+    assert set(geo["approximate"]) == {
+        "p95_response_time",
+        "unique_users",
+        "response_time_percentiles",
+        "unique_users_sketch",
+    }
     assert routes["dimensions"] == ["project_id", "path", "method"]
     assert set(routes["approximate"]) == {"response_time_percentiles", "ttft_percentiles"}
 

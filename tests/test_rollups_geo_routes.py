@@ -137,7 +137,7 @@ def assert_same_entries(rolled: list[dict], raw: list[dict]) -> None:
 # --- geographical-stats ---------------------------------------------------------------------
 
 GEO_URL = "/gateway/geographical-stats"
-GEO_SKETCHED = {m: SKETCH_BOUNDS[m] for m in ("p95_response_time", "unique_users")}
+GEO_SKETCHED = {m: SKETCH_BOUNDS[m] for m in ("response_time_percentiles", "unique_users_sketch")}
 
 
 @pytest.mark.parametrize(
@@ -304,3 +304,56 @@ def test_the_views_feed_both_rollups(clickhouse: Any) -> None:
     for rollup in (GEO, ROUTES_ROLLUP):
         (rolled,) = client.query(f"SELECT countMerge(s_n) FROM {rollup.table}").result_rows[0]  # noqa: S608
         assert rolled == 400, rollup.name
+
+
+# --- POST /gateway/analytics: the planner may choose these rollups too ---------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "source"),
+    [
+        (
+            {
+                "group_by": ["country_code"],
+                "metrics": ["total_requests", "error_rate", "p95_response_time", "unique_users"],
+            },
+            GEO.name,
+        ),
+        (
+            {
+                "group_by": ["region"],
+                "metrics": ["avg_response_time", "total_tokens"],
+                "filters": {"country_code": "US"},
+            },
+            GEO.name,
+        ),
+        ({"group_by": ["method"], "metrics": ["total_requests", "total_tokens"]}, "routes_15m"),
+        (
+            {"metrics": ["error_count"], "filters": {"path": "/v1/files/file-abc123"}},
+            "routes_15m",
+        ),
+    ],
+)
+def test_analytics_grouped_by_place_or_path_reads_these_rollups_and_equals_raw(
+    superuser_client: Any, rows_with_late_arrivals: list, body: dict, source: str
+) -> None:
+    """A series request whose metrics, groups and filters geo_15m or routes_15m covers
+    (and series_15m does not) is answered from it, in a +5:30 zone over an unaligned
+    range, and equals the same request forced to raw rows."""
+    request = {**WINDOW, "time_bucket": "1h", "timezone": "Asia/Kolkata", **body}
+
+    def post(**extra: Any) -> dict[str, Any]:
+        response = superuser_client.post("/gateway/analytics", {**request, **extra}, format="json")
+        assert response.status_code == 200, response.json()
+        return response.json()["data"]
+
+    rolled, raw = post(), post(exact=True)
+    assert rolled["meta"]["source"] == source
+    assert raw["meta"]["source"] == "raw"
+    assert len(rolled["time_series"]) == len(raw["time_series"]) > 0
+    for a, b in zip(rolled["time_series"], raw["time_series"], strict=True):
+        assert (a["timestamp"], a["groups"]) == (b["timestamp"], b["groups"])
+        for name, value in b["metrics"].items():
+            close(name, a["metrics"][name], value)
+    for name, value in raw["summary"].items():
+        close(name, rolled["summary"][name], value)

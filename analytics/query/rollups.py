@@ -271,21 +271,29 @@ ROLLUPS: Mapping[str, Rollup] = MappingProxyType({SERIES.name: SERIES})
 # rows. Both reuse the series atoms (identical state types, so the same raw-edge states).
 
 _HAS_COORDINATES = "latitude != 0 OR longitude != 0"
+_LOCATED = _count_if("located", _HAS_COORDINATES)
+_LAT_SUM = Atom("lat_sum", "sumIf", f"toFloat64(latitude), {_HAS_COORDINATES}", "Float64, UInt8")
+_LON_SUM = Atom("lon_sum", "sumIf", f"toFloat64(longitude), {_HAS_COORDINATES}", "Float64, UInt8")
 _GEO_ATOMS = (
     *(ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "users")),
-    _count_if("located", _HAS_COORDINATES),
-    Atom("lat_sum", "sumIf", f"toFloat64(latitude), {_HAS_COORDINATES}", "Float64, UInt8"),
-    Atom("lon_sum", "sumIf", f"toFloat64(longitude), {_HAS_COORDINATES}", "Float64, UInt8"),
+    _LOCATED,
+    _LAT_SUM,
+    _LON_SUM,
 )
 
 
-def _mean_coordinate(atom: str) -> str:
-    return f"if(countIfMerge(s_located) = 0, NULL, sumIfMerge(s_{atom}) / countIfMerge(s_located))"
-
+_RT_PARAMS, _TTFT_PARAMS = _levels(_RT_LEVELS), _levels(_TTFT_LEVELS)
+# The levels of the percentile states, for queries merging the states they read.
+RT_QUANTILE_LEVELS = _RT_LEVELS
+TTFT_QUANTILE_LEVELS = _TTFT_LEVELS
+# Rollup-local measures (not registry metrics) the traffic endpoints' queries read:
+# merged values, and merged states for a later stage to merge again (``-MergeState``).
+_RT_STATES = f"quantilesTimingMergeState({_RT_PARAMS})(s_rt_q)"
 
 # A 15-minute bucket holds one row per project and place (country, region, city): a few
-# dozen to a few thousand, whatever the traffic. Coordinates are rollup-local measures
-# (the mean over rows that carry them, as the raw query computes it).
+# dozen to a few thousand, whatever the traffic. The endpoint's query reads merged values
+# and states per place, then rolls them up per level; registry metrics are listed too, so
+# analytics requests grouped or filtered by place may read it.
 GEO = Rollup(
     name="geo_15m",
     table=f"{TABLE}_geo_15m",
@@ -317,8 +325,12 @@ GEO = Rollup(
                     "unique_users",
                 )
             },
-            "avg_latitude": _mean_coordinate("lat_sum"),
-            "avg_longitude": _mean_coordinate("lon_sum"),
+            "located": _LOCATED.merge,
+            "latitude_sum": _LAT_SUM.merge,
+            "longitude_sum": _LON_SUM.merge,
+            "response_time_sum": _m("rt_sum"),
+            "response_time_percentiles": _RT_STATES,
+            "unique_users_sketch": "uniqCombined64IfMergeState(s_users)",
         }
     ),
     atoms=_GEO_ATOMS,
@@ -332,9 +344,6 @@ GEO = Rollup(
 _ROUTE_ATOMS = tuple(
     ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "ttft_n", "ttft_q")
 )
-ROUTE_RT_LEVELS = _RT_LEVELS
-ROUTE_TTFT_LEVELS = _TTFT_LEVELS
-_RT_PARAMS, _TTFT_PARAMS = _levels(_RT_LEVELS), _levels(_TTFT_LEVELS)
 ROUTES_ROLLUP = Rollup(
     name="routes_15m",
     table=f"{TABLE}_routes_15m",
@@ -353,7 +362,7 @@ ROUTES_ROLLUP = Rollup(
                 for name in ("total_requests", "error_count", "total_tokens")
             },
             "response_time_sum": _m("rt_sum"),
-            "response_time_percentiles": f"quantilesTimingMergeState({_RT_PARAMS})(s_rt_q)",
+            "response_time_percentiles": _RT_STATES,
             "ttft_count": _m("ttft_n"),
             "ttft_percentiles": f"quantilesTimingIfMergeState({_TTFT_PARAMS})(s_ttft_q)",
         }

@@ -15,7 +15,7 @@ from typing import Any
 from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import HAS_TTFT, METRICS
-from analytics.query.rollups import QUANTILE_UNIT_MS, ROUTE_RT_LEVELS, ROUTE_TTFT_LEVELS
+from analytics.query.rollups import QUANTILE_UNIT_MS, RT_QUANTILE_LEVELS, TTFT_QUANTILE_LEVELS
 from analytics.query.runner import execute
 from analytics.query.tree import Condition, Coverage, FilterLeaf, FilterNode, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
@@ -149,7 +149,7 @@ def top_routes_query(
         if leaves
         else None,
     )
-    rt_levels, ttft_levels = _levels(ROUTE_RT_LEVELS), _levels(ROUTE_TTFT_LEVELS)
+    rt_levels, ttft_levels = _levels(RT_QUANTILE_LEVELS), _levels(TTFT_QUANTILE_LEVELS)
     unit = QUANTILE_UNIT_MS
     # Raw expressions for the record (printed only from a rollup: raw runs the fallback).
     by_path = Select(
@@ -188,7 +188,7 @@ def top_routes_query(
     where = ()
     if route:
         where = (Condition.of(f"{template_sql('path')} = {{route:String}}", route=route),)
-    rt = ROUTE_RT_LEVELS
+    rt = RT_QUANTILE_LEVELS
     fallback = top_routes_select(
         window,
         limit=limit,
@@ -221,7 +221,7 @@ def top_routes_query(
             # Streamed requests with a first token only; NULL for a route with none.
             (
                 f"if(sum(ttft_count) = 0, NULL, quantilesTimingIfMerge({ttft_levels})"
-                f"(ttft_times)[{ROUTE_TTFT_LEVELS.index(0.95) + 1}] * {unit})",
+                f"(ttft_times)[{TTFT_QUANTILE_LEVELS.index(0.95) + 1}] * {unit})",
                 "p95_ttft",
             ),
             ("sum(tokens)", "total_tokens"),
