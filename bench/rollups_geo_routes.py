@@ -151,7 +151,7 @@ def _run(args: argparse.Namespace) -> int:
     for label, source, rollup_ms, raw_ms in results:
         rollup_median, raw_median = statistics.median(rollup_ms), statistics.median(raw_ms)
         rows += [
-            [f"{label} {args.days}d, from {source} (ms)", f"{rollup_median:.1f}"],
+            [f"{label} {args.days}d, answered by {source} (ms)", f"{rollup_median:.1f}"],
             [f"{label} {args.days}d, exact=true (raw) (ms)", f"{raw_median:.1f}"],
             [f"{label} speed-up (raw / rollup)", f"{raw_median / rollup_median:.1f}x"],
         ]

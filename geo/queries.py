@@ -6,6 +6,10 @@ place and client, see ``geo_stats_select``); window functions
 over each grouping level rank the groups (``row_number`` for the per-list ``limit``) and
 count them, so ``summary`` and ``percent`` cover every matching row, not the returned
 top N. Rows without geo data form the ``''`` group of each level, shown as ``Unknown``.
+
+The endpoint runs ``geo_stats_query``: the same shape over the ``geo_15m`` rollup (issue
+11), with ``geo_stats_select`` (raw rows, exact) as its fallback when the rollup does not
+cover the request or ``exact`` is asked for.
 """
 
 from __future__ import annotations

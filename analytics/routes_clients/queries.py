@@ -5,6 +5,10 @@ guard), with registry metric expressions and the constant column sets below; eve
 value is a bound parameter. Totals for ``percent`` and ``summary`` come from window
 functions over the grouped rows, evaluated before ``LIMIT``, so they count every matching
 row rather than the returned top N, without a second scan.
+
+Top routes run ``top_routes_query``: the same shape over the ``routes_15m`` rollup (issue
+11), with ``top_routes_select`` (raw rows, exact) as its fallback when the rollup does not
+cover the request or ``exact`` is asked for.
 """
 
 from __future__ import annotations
