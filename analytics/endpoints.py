@@ -345,6 +345,7 @@ def top_routes_selector(data: Data, scope: ProjectScope) -> Data:
         path=data.get("path") or None,
         route=data.get("route") or None,
         group_ids=data["group_ids"],
+        exact=data.get("exact", False),
     )
 
 
@@ -383,6 +384,7 @@ def geo_selector(data: Data, scope: ProjectScope) -> Data:
         limit=data["limit"],
         order_by=data["order_by"],
         country_code=data.get("country_code") or None,
+        exact=data.get("exact", False),
     )
 
 

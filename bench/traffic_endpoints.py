@@ -75,13 +75,13 @@ def _cases(start: datetime, end: datetime) -> list[dict[str, Any]]:
     from analytics.query.tree import Window
     from analytics.routes_clients.queries import (
         client_analytics_select,
-        top_routes_select,
+        top_routes_query,
     )
     from analytics.routes_clients.serializers import (
         ClientAnalyticsQuerySerializer,
         TopRoutesQuerySerializer,
     )
-    from geo.queries import geo_stats_select
+    from geo.queries import geo_stats_query
     from geo.serializers import GeoStatsQuerySerializer
 
     window_params = {"start_time": _iso(start), "end_time": _iso(end)}
@@ -96,14 +96,14 @@ def _cases(start: datetime, end: datetime) -> list[dict[str, Any]]:
     def geo_sql(params: dict[str, str]) -> Callable[[], Any]:
         data, window = validated(GeoStatsQuerySerializer, params)
         printed = print_plan(
-            plan(geo_stats_select(window, limit=data["limit"], order_by=data["order_by"]))
+            plan(geo_stats_query(window, limit=data["limit"], order_by=data["order_by"]))
         )
         return lambda: run(printed, max_rows=3 * data["limit"] + 1)
 
     def routes_sql(params: dict[str, str]) -> Callable[[], Any]:
         data, window = validated(TopRoutesQuerySerializer, params)
         printed = print_plan(
-            plan(top_routes_select(window, limit=data["limit"], order_by=data["order_by"]))
+            plan(top_routes_query(window, limit=data["limit"], order_by=data["order_by"]))
         )
         return lambda: run(printed, max_rows=data["limit"])
 

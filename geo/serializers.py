@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from analytics.fields import (
+    JsonBooleanField,
     StorageMetaSerializer,
     StrictCharField,
     StrictChoiceField,
@@ -44,6 +45,14 @@ class GeoStatsQuerySerializer(WindowQuerySerializer):
         "regions and cities).",
     )
 
+    exact = JsonBooleanField(
+        required=False,
+        default=False,
+        help_text="true: answer from raw rows only, never from the geo_15m rollup (slower; "
+        "exact p95_response_time and unique_users). data.meta.source says which storage "
+        "answered, data.meta.approximate which values came from a sketch.",
+    )
+
     def validate_country_code(self, value: str) -> str:
         if value and not _COUNTRY_CODE.fullmatch(value):
             raise serializers.ValidationError(
@@ -60,9 +69,15 @@ class _GeoMetricsSerializer(serializers.Serializer):
     error_count = serializers.IntegerField()
     error_rate = serializers.FloatField(help_text="error_count / request_count, 0..1.")
     avg_response_time = serializers.FloatField(help_text="ms")
-    p95_response_time = serializers.IntegerField(help_text="ms, exact")
+    p95_response_time = serializers.IntegerField(
+        help_text="ms; exact from raw rows, from the rollup within the bound of "
+        "response_time_percentiles in data.meta.approximate."
+    )
     total_tokens = serializers.IntegerField()
-    unique_users = serializers.IntegerField(help_text="Distinct non-empty client_id values.")
+    unique_users = serializers.IntegerField(
+        help_text="Distinct non-empty client_id values; exact from raw rows, from the rollup "
+        "within the bound of unique_users_sketch in data.meta.approximate (1%)."
+    )
     percent = serializers.FloatField(help_text="Share of all matching requests, 0..1.")
 
 

@@ -23,7 +23,10 @@ class GeoStatsView(EndpointView):
             "ranked by order_by and cut to `limit`. Requests without geo data are one "
             "`Unknown` entry per list (country_code null), never dropped. `summary` and "
             "`percent` count every matching request, not only the returned entries. "
-            "`country_code` restricts everything to one country (drill-down)."
+            "`country_code` restricts everything to one country (drill-down). Answered from "
+            "the geo_15m rollup (p95 and unique_users within the bounds in "
+            "`data.meta.approximate`) unless `exact=true` or `model_ids`/`endpoint_ids` are "
+            "given (raw rows, exact); `data.meta.source` says which."
         ),
         parameters=query_parameters(GeoStatsQuerySerializer),
         responses={200: GeoStatsResponseSerializer},

@@ -65,7 +65,7 @@ def test_staff_debug_shows_sql_plan_and_profile_and_bypasses_the_cache(
         assert "{scope_project_ids:Array(UUID)}" in statement["sql"]
         assert str(P1) not in statement["sql"]  # placeholders, never values
         assert statement["served_by"] == "primary"
-        assert statement["storage"] == "raw"
+        assert statement["storage"] == "routes_15m"  # a covered request (issue 11)
         plan = "\n".join(statement["plan"])
         assert "ReadFromMergeTree" in plan
         assert "Granules:" in plan  # EXPLAIN indexes = 1: granules selected per index

@@ -125,6 +125,9 @@ def geo_data(clickhouse):
 
 
 def _get(client, **params):
+    # These tests hold the raw path to Python (exact percentiles and distinct counts);
+    # tests/test_rollups_geo_routes.py holds the geo_15m rollup path to the raw path.
+    params.setdefault("exact", "true")
     response = client.get(URL, {**WINDOW, **params})
     return response, response.json()
 
@@ -353,7 +356,15 @@ def test_the_geo_shaper_is_pure_and_names_unknown_places():
 
 
 def test_the_answer_says_which_storage_it_read(superuser_client, geo_data):
-    """No rollup covers these queries yet: every statement read raw rows, exactly."""
+    """exact=true reads raw rows, exactly; by default the geo_15m rollup answers, and says
+    which values came from a sketch (tests/test_rollups_geo_routes.py compares them)."""
     response, body = _get(superuser_client, project_ids=str(P1))
     assert response.status_code == 200, body
     assert body["data"]["meta"] == {"source": "raw", "approximate": {}}
+    response, body = _get(superuser_client, project_ids=str(P1), exact="false")
+    assert response.status_code == 200, body
+    assert body["data"]["meta"]["source"] == "geo_15m"
+    assert set(body["data"]["meta"]["approximate"]) == {
+        "response_time_percentiles",
+        "unique_users_sketch",
+    }

@@ -649,7 +649,7 @@ WINDOW = {"start_time": START.isoformat(), "end_time": END.isoformat()}
 
 def test_top_routes_carry_an_exact_p95_ttft_per_route(superuser_client):
     response = superuser_client.get(
-        "/gateway/top-routes", {**WINDOW, "limit": 100, "group_ids": "false"}
+        "/gateway/top-routes", {**WINDOW, "limit": 100, "group_ids": "false", "exact": "true"}
     )
     assert response.status_code == 200, response.json()
     routes = response.json()["data"]["routes"]

@@ -483,11 +483,12 @@ def test_a_range_older_than_the_rollup_retention_reads_raw_rows(
 def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any) -> None:
     response = superuser_client.get("/gateway/analytics/schema")
     assert response.status_code == 200
-    rollups = {r["name"]: r for r in response.json()["data"]["rollups"]}
-    rollup = rollups["series_15m"]
+    listed = {r["name"]: r for r in response.json()["data"]["rollups"]}
+    assert list(listed) == list(FAMILIES)
+    rollup = listed["series_15m"]
     # the client rollup's measures are not request metrics: none is listed
-    assert rollups["clients_15m"]["metrics"] == []
-    assert rollups["clients_15m"]["dimensions"] == ["project_id", "client_id"]
+    assert listed["clients_15m"]["metrics"] == []
+    assert listed["clients_15m"]["dimensions"] == ["project_id", "client_id"]
     assert rollup["bucket"] == "15m"
     assert rollup["tiers"] == ["series_1h", "series_6h", "series_1d"]
     assert rollup["dimensions"] == [
@@ -498,7 +499,17 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
         "model_provider",
     ]
     assert set(rollup["metrics"]) == set(METRICS)  # every registry metric merges
-    assert rollup["approximate"] == SKETCH_BOUNDS
+    assert rollup["approximate"] == {m: SKETCH_BOUNDS[m] for m in METRICS if m in SKETCH_BOUNDS}
+    geo, routes = listed["geo_15m"], listed["routes_15m"]
+    assert geo["dimensions"] == ["project_id", "country_code", "region", "city"]
+    assert set(geo["approximate"]) == {
+        "p95_response_time",
+        "unique_users",
+        "response_time_percentiles",
+        "unique_users_sketch",
+    }
+    assert routes["dimensions"] == ["project_id", "path", "method"]
+    assert set(routes["approximate"]) == {"response_time_percentiles", "ttft_percentiles"}
 
 
 def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
@@ -521,6 +532,8 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
         "series_15m": "group_by path not covered",
         "blocked_15m": "metric total_requests not covered",
         "clients_15m": "metric total_requests not covered",
+        "geo_15m": "metric total_cost not covered",
+        "routes_15m": "metric error_rate not covered",
     }
     assert chosen[0]["rollup_range"] == [
         (BASE + timedelta(minutes=15)).isoformat(),

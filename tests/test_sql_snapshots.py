@@ -26,9 +26,13 @@ from analytics.query.series import (
     summary_select,
 )
 from analytics.query.tree import FilterLeaf, FilterNode, Window
-from analytics.routes_clients.queries import client_analytics_select, top_routes_select
+from analytics.routes_clients.queries import (
+    client_analytics_select,
+    top_routes_query,
+    top_routes_select,
+)
 from blocking import queries as blocking
-from geo.queries import geo_stats_select
+from geo.queries import geo_stats_query, geo_stats_select
 
 START = datetime(2024, 3, 30, tzinfo=UTC)
 END = datetime(2024, 4, 1, tzinfo=UTC)
@@ -81,6 +85,9 @@ def stats_query(exact: bool = False) -> blocking.StatsQuery:
 
 
 WINDOW = Window(scope=SCOPE, start=START, end=END, model_ids=(P2,))
+ROLLUP_WINDOW = Window(
+    scope=SCOPE, start=START + timedelta(minutes=7), end=END - timedelta(minutes=50)
+)
 
 CASES: dict[str, Any] = {
     "analytics_ranking": lambda: ranking_select(analytics_query()),
@@ -122,11 +129,21 @@ CASES: dict[str, Any] = {
         ),
         [("gpt-4o",), ("claude",)],
     ),
-    "geographical_stats": lambda: geo_stats_select(
+    # The endpoints' queries filtered by model_ids, which geo_15m and routes_15m do not
+    # cover: they run their raw fallback, the very SQL of the raw-shaped selects.
+    "geographical_stats": lambda: geo_stats_query(
         WINDOW, limit=10, order_by="requests", country_code="DE"
     ),
-    "top_routes": lambda: top_routes_select(
+    "top_routes": lambda: top_routes_query(
         WINDOW, limit=20, order_by="p95_time", method="POST", route="/v1/files/{id}"
+    ),
+    # Covered (no model_ids), over an unaligned range: one pass over the rollup's middle
+    # and the raw edges as the same states (issue 11).
+    "geographical_stats_from_rollup": lambda: geo_stats_query(
+        ROLLUP_WINDOW, limit=10, order_by="requests", country_code="DE"
+    ),
+    "top_routes_from_rollup": lambda: top_routes_query(
+        ROLLUP_WINDOW, limit=20, order_by="p95_time", method="POST", route="/v1/files/{id}"
     ),
     "client_analytics": lambda: client_analytics_select(
         WINDOW, limit=25, offset=50, order_by="cost", search="key_"
@@ -182,3 +199,11 @@ def test_every_endpoint_query_starts_with_the_tenant_guard(name: str) -> None:
         rollup_where = out["sql"].split(f"FROM {ROLLUPS[out['source']].table}\n")[1].lstrip()
         assert rollup_where.startswith(guard)
     assert out["params"]["scope_project_ids"] == [P1, P2]
+
+
+def test_uncovered_traffic_queries_run_their_raw_trees_unchanged() -> None:
+    """An uncovered geo or top-routes request runs exactly today's raw-shaped tree."""
+    geo = {"limit": 10, "order_by": "requests", "country_code": "DE"}
+    assert plan(geo_stats_query(WINDOW, **geo)).query == geo_stats_select(WINDOW, **geo)
+    routes = {"limit": 20, "order_by": "p95_time", "method": "POST", "route": "/v1/files/{id}"}
+    assert plan(top_routes_query(WINDOW, **routes)).query == top_routes_select(WINDOW, **routes)

@@ -136,6 +136,9 @@ def routes_data(clickhouse):
 
 
 def _get(client, **params):
+    # These tests hold the raw path to Python (exact percentiles and distinct counts);
+    # tests/test_rollups_geo_routes.py holds the routes_15m rollup path to the raw path.
+    params.setdefault("exact", "true")
     response = client.get(URL, {**WINDOW, **params})
     return response, response.json()
 
@@ -389,9 +392,17 @@ def test_openapi_documents_the_traffic_endpoints_without_warnings():
     mine = ("TopRoutes", "ClientAnalytics", "GeoStats", "routes_clients/", "geo/")
     assert [m for m in messages if any(name in m for name in mine)] == []
     expected_params = {
-        "/gateway/top-routes": {"limit", "order_by", "method", "path", "route", "project_ids"},
+        "/gateway/top-routes": {
+            "limit",
+            "order_by",
+            "method",
+            "path",
+            "route",
+            "project_ids",
+            "exact",
+        },
         "/gateway/client-analytics": {"limit", "offset", "search", "device_type", "order_by"},
-        "/gateway/geographical-stats": {"limit", "order_by", "country_code", "start_time"},
+        "/gateway/geographical-stats": {"limit", "order_by", "country_code", "start_time", "exact"},
     }
     for path, names in expected_params.items():
         operation = schema["paths"][path]["get"]

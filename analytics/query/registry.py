@@ -495,4 +495,10 @@ SKETCH_BOUNDS: dict[str, str] = {
     },
     "unique_users": _DISTINCT_BOUND,
     "unique_ips": _DISTINCT_BOUND,
+    # Rollup-local measures (per-place / per-path states merged again by the query):
+    # the p95 (geographical-stats; top-routes: also p99) response time, top-routes' p95
+    # time to first token, geographical-stats' distinct users.
+    "response_time_percentiles": _QUANTILE_BOUND,
+    "ttft_percentiles": _QUANTILE_BOUND,
+    "unique_users_sketch": _DISTINCT_BOUND,
 }

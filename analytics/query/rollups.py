@@ -469,10 +469,116 @@ BLOCKED = Rollup(
     requires=BLOCKED_ONLY,
 )
 
+# --- Geography and routes (issue 11, helper B) ------------------------------------------
+# Shaped for GET /gateway/geographical-stats and GET /gateway/top-routes. Neither keeps
+# model_id / endpoint_id: each would multiply the rows by the models a place or route
+# serves (3-6 per project), so a request filtered by model_ids or endpoint_ids reads raw
+# rows. Both reuse the series atoms (identical state types, so the same raw-edge states).
+
+_HAS_COORDINATES = "latitude != 0 OR longitude != 0"
+_LOCATED = _count_if("located", _HAS_COORDINATES)
+_LAT_SUM = Atom("lat_sum", "sumIf", f"toFloat64(latitude), {_HAS_COORDINATES}", "Float64, UInt8")
+_LON_SUM = Atom("lon_sum", "sumIf", f"toFloat64(longitude), {_HAS_COORDINATES}", "Float64, UInt8")
+_GEO_ATOMS = (
+    *(ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "users")),
+    _LOCATED,
+    _LAT_SUM,
+    _LON_SUM,
+)
+
+
+_RT_PARAMS, _TTFT_PARAMS = _levels(_RT_LEVELS), _levels(_TTFT_LEVELS)
+# The levels of the percentile states, for queries merging the states they read.
+RT_QUANTILE_LEVELS = _RT_LEVELS
+TTFT_QUANTILE_LEVELS = _TTFT_LEVELS
+# Rollup-local measures (not registry metrics) the traffic endpoints' queries read:
+# merged values, and merged states for a later stage to merge again (``-MergeState``).
+_RT_STATES = f"quantilesTimingMergeState({_RT_PARAMS})(s_rt_q)"
+
+# A 15-minute bucket holds one row per project and place (country, region, city): a few
+# dozen to a few thousand, whatever the traffic. The endpoint's query reads merged values
+# and states per place, then rolls them up per level; registry metrics are listed too, so
+# analytics requests grouped or filtered by place may read it.
+GEO = Rollup(
+    name="geo_15m",
+    table=f"{TABLE}_geo_15m",
+    columns=(
+        ("project_id", "UUID"),
+        ("country_code", "LowCardinality(String)"),
+        ("region", "LowCardinality(String)"),
+        ("city", "LowCardinality(String)"),
+    ),
+    dimensions=MappingProxyType(
+        {
+            "project_id": ("project_id",),
+            "country_code": ("country_code",),
+            "region": ("region",),
+            "city": ("city",),
+        }
+    ),
+    metrics=MappingProxyType(
+        {
+            **{
+                name: _METRIC_SQL[name]
+                for name in (
+                    "total_requests",
+                    "error_count",
+                    "error_rate",
+                    "avg_response_time",
+                    "p95_response_time",
+                    "total_tokens",
+                    "unique_users",
+                )
+            },
+            "located": _LOCATED.merge,
+            "latitude_sum": _LAT_SUM.merge,
+            "longitude_sum": _LON_SUM.merge,
+            "response_time_sum": _m("rt_sum"),
+            "response_time_percentiles": _RT_STATES,
+            "unique_users_sketch": "uniqCombined64IfMergeState(s_users)",
+        }
+    ),
+    atoms=_GEO_ATOMS,
+)
+
+# Routes: one row per project, raw path and method a bucket. A route template
+# (``analytics.paths.template_sql``) merges several raw paths, so the rollup read keeps
+# the percentile states of each path (``-MergeState``: rollup-local measures) and the
+# query above it merges them per template; the registry states their bound
+# (SKETCH_BOUNDS "response_time_percentiles", "ttft_percentiles").
+_ROUTE_ATOMS = tuple(
+    ATOMS[name] for name in ("n", "errors", "rt_sum", "rt_q", "tok", "ttft_n", "ttft_q")
+)
+ROUTES_ROLLUP = Rollup(
+    name="routes_15m",
+    table=f"{TABLE}_routes_15m",
+    columns=(
+        ("project_id", "UUID"),
+        ("path", "String"),
+        ("method", "LowCardinality(String)"),
+    ),
+    dimensions=MappingProxyType(
+        {"project_id": ("project_id",), "path": ("path",), "method": ("method",)}
+    ),
+    metrics=MappingProxyType(
+        {
+            **{
+                name: _METRIC_SQL[name]
+                for name in ("total_requests", "error_count", "total_tokens")
+            },
+            "response_time_sum": _m("rt_sum"),
+            "response_time_percentiles": _RT_STATES,
+            "ttft_count": _m("ttft_n"),
+            "ttft_percentiles": f"quantilesTimingIfMergeState({_TTFT_PARAMS})(s_ttft_q)",
+        }
+    ),
+    atoms=_ROUTE_ATOMS,
+)
+
 # Each family: its 15-minute rollup, then its tiers. The planner picks a family by its
 # 15-minute rollup (families in this order: fewest rows first) and reads its tiers.
 FAMILIES: Mapping[str, tuple[Rollup, ...]] = MappingProxyType(
-    {rollup.name: tiers_of(rollup) for rollup in (SERIES, BLOCKED, CLIENTS)}
+    {rollup.name: tiers_of(rollup) for rollup in (SERIES, BLOCKED, ROUTES_ROLLUP, GEO, CLIENTS)}
 )
 # Every rollup table, families' tiers finest first (what migrations, rebuilds and
 # retention walk: a tier comes after the rollup it is fed from).

@@ -5,18 +5,24 @@ guard), with registry metric expressions and the constant column sets below; eve
 value is a bound parameter. Totals for ``percent`` and ``summary`` come from window
 functions over the grouped rows, evaluated before ``LIMIT``, so they count every matching
 row rather than the returned top N, without a second scan.
+
+Top routes run ``top_routes_query``: the same shape over the ``routes_15m`` rollup (issue
+11), with ``top_routes_select`` (raw rows, exact) as its fallback when the rollup does not
+cover the request or ``exact`` is asked for.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from types import MappingProxyType
 from typing import Any
 
 from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import HAS_TTFT, METRICS
+from analytics.query.rollups import QUANTILE_UNIT_MS, RT_QUANTILE_LEVELS, TTFT_QUANTILE_LEVELS
 from analytics.query.runner import execute
-from analytics.query.tree import Condition, Coverage, FilterLeaf, Rows, Select, Window
+from analytics.query.tree import Condition, Coverage, FilterLeaf, FilterNode, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
 from analytics.useragent import agent_value as _agent_value
 
@@ -112,10 +118,136 @@ def top_routes_select(
     )
 
 
+def _levels(levels: tuple[float, ...]) -> str:
+    return ", ".join(str(level) for level in levels)
+
+
+def top_routes_query(
+    window: Window,
+    *,
+    limit: int,
+    order_by: str,
+    method: str | None = None,
+    path: str | None = None,
+    route: str | None = None,
+    group_ids: bool = True,
+    exact: bool = False,
+) -> Select:
+    """The query the endpoint runs: per (raw path, method) from the ``routes_15m`` rollup
+    (method and path as registry-dimension filters, the route filter on the templated
+    paths above it), percentiles as merged states per path, merged again per route; with
+    today's raw tree (``top_routes_select``) as the fallback when the rollup does not
+    cover the request (model_ids / endpoint_ids filters, ``exact``). Percentiles then come
+    from quantilesTiming (bound in the registry, named in ``meta``)."""
+    leaves = []
+    if method:
+        leaves.append(FilterLeaf("method", "eq", method))
+    if path:
+        leaves.append(FilterLeaf("path", "eq", path))
+    rows = Rows(
+        scope=window.scope,
+        start=window.start,
+        end=window.end,
+        model_ids=tuple(window.model_ids),
+        endpoint_ids=tuple(window.endpoint_ids),
+        filters=(leaves[0] if len(leaves) == 1 else FilterNode("and", tuple(leaves)))
+        if leaves
+        else None,
+    )
+    rt_levels, ttft_levels = _levels(RT_QUANTILE_LEVELS), _levels(TTFT_QUANTILE_LEVELS)
+    unit = QUANTILE_UNIT_MS
+    # Raw expressions for the record (printed only from a rollup: raw runs the fallback).
+    by_path = Select(
+        columns=(
+            ("path", ""),
+            ("method", ""),
+            (METRICS["total_requests"].sql, "rows"),
+            (METRICS["error_count"].sql, "errors"),
+            ("sum(toUInt64(response_time_ms))", "response_time_sum"),
+            (
+                f"quantilesTimingState({rt_levels})(intDiv(response_time_ms, {unit}))",
+                "response_times",
+            ),
+            (f"countIf({HAS_TTFT})", "ttft_count"),
+            (
+                f"quantilesTimingIfState({ttft_levels})(intDiv(ttft_ms, {unit}), {HAS_TTFT})",
+                "ttft_times",
+            ),
+            (METRICS["total_tokens"].sql, "tokens"),
+        ),
+        source=rows,
+        group_by=("path", "method"),
+        metric_columns=MappingProxyType(
+            {
+                "rows": "total_requests",
+                "errors": "error_count",
+                "response_time_sum": "response_time_sum",
+                "response_times": "response_time_percentiles",
+                "ttft_count": "ttft_count",
+                "ttft_times": "ttft_percentiles",
+                "tokens": "total_tokens",
+            }
+        ),
+        coverage=Coverage(dimensions=("path", "method"), exact=exact),
+    )
+    where = ()
+    if route:
+        where = (Condition.of(f"{template_sql('path')} = {{route:String}}", route=route),)
+    rt = RT_QUANTILE_LEVELS
+    fallback = top_routes_select(
+        window,
+        limit=limit,
+        order_by=order_by,
+        method=method,
+        path=path,
+        route=route,
+        group_ids=group_ids,
+    )
+    return Select(
+        columns=(
+            (template_sql("path") if group_ids else "path", "route"),
+            ("method", ""),
+            ("sum(rows)", "request_count"),
+            ("sum(errors)", "error_count"),
+            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
+            (
+                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
+                "avg_response_time",
+            ),
+            (f"quantilesTimingMerge({rt_levels})(response_times)", "percentiles"),
+            (
+                f"if(request_count = 0, NULL, percentiles[{rt.index(0.95) + 1}] * {unit})",
+                "p95_response_time",
+            ),
+            (
+                f"if(request_count = 0, NULL, percentiles[{rt.index(0.99) + 1}] * {unit})",
+                "p99_response_time",
+            ),
+            # Streamed requests with a first token only; NULL for a route with none.
+            (
+                f"if(sum(ttft_count) = 0, NULL, quantilesTimingIfMerge({ttft_levels})"
+                f"(ttft_times)[{TTFT_QUANTILE_LEVELS.index(0.95) + 1}] * {unit})",
+                "p95_ttft",
+            ),
+            ("sum(tokens)", "total_tokens"),
+            ("sum(request_count) OVER ()", "all_requests"),
+            ("count() OVER ()", "all_routes"),
+        ),
+        source=by_path,
+        where=where,
+        group_by=("route", "method"),
+        order_by=(f"{ROUTE_ORDER_COLUMNS[order_by]} DESC", "route ASC", "method ASC"),
+        limit=limit,
+        fallback=fallback,
+    )
+
+
 def top_routes(window: Window, **options: Any) -> dict[str, Any]:
-    """Routes ranked by ``order_by`` with their share of all matching requests."""
+    """Routes ranked by ``order_by`` with their share of all matching requests (from the
+    ``routes_15m`` rollup when it covers the request and ``exact`` is false, else from
+    raw rows)."""
     return shape_top_routes(
-        execute(top_routes_select(window, **options), max_rows=options["limit"]).dicts()
+        execute(top_routes_query(window, **options), max_rows=options["limit"]).dicts()
     )
 
 

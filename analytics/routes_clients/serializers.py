@@ -64,6 +64,13 @@ class TopRoutesQuerySerializer(WindowQuerySerializer):
         help_text="Group paths that differ only by ids under a template (default true); "
         "false ranks raw paths.",
     )
+    exact = JsonBooleanField(
+        required=False,
+        default=False,
+        help_text="true: answer from raw rows only, never from the routes_15m rollup "
+        "(slower; exact percentiles). data.meta.source says which storage answered, "
+        "data.meta.approximate which values came from a sketch.",
+    )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if isinstance(data, dict) and isinstance(data.get("method"), str):
@@ -142,12 +149,16 @@ class RouteSerializer(serializers.Serializer):
     error_count = serializers.IntegerField()
     error_rate = serializers.FloatField(help_text="error_count / request_count, 0..1.")
     avg_response_time = serializers.FloatField(help_text="ms")
-    p95_response_time = serializers.IntegerField(help_text="ms, exact")
-    p99_response_time = serializers.IntegerField(help_text="ms, exact")
+    p95_response_time = serializers.IntegerField(
+        help_text="ms; exact from raw rows, within the bound of response_time_percentiles "
+        "in data.meta.approximate from the rollup."
+    )
+    p99_response_time = serializers.IntegerField(help_text="ms; as p95_response_time.")
     p95_ttft = serializers.IntegerField(
         allow_null=True,
-        help_text="ms, exact 95th percentile time to first token over the route's streamed "
-        "requests that recorded one; null when none did.",
+        help_text="ms, 95th percentile time to first token over the route's streamed "
+        "requests that recorded one; null when none did. Exact from raw rows, within the "
+        "bound of ttft_percentiles in data.meta.approximate from the rollup.",
     )
     total_tokens = serializers.IntegerField()
     percent = serializers.FloatField(help_text="Share of all matching requests, 0..1.")

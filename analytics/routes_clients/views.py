@@ -30,9 +30,11 @@ class TopRoutesView(EndpointView):
             "order_by. Paths that differ only by ids are grouped under a template: UUIDs, "
             "numbers, long hex strings and prefixed API ids (file-…, chatcmpl-…, batch_…) "
             "become {id}, so /v1/files/file-abc123 is counted as /v1/files/{id}. `path` "
-            "filters by the raw path, `route` by the template. Percentiles are exact; "
-            "`percent` and `summary` count every matching request, not only the returned "
-            "routes."
+            "filters by the raw path, `route` by the template. Answered from the routes_15m "
+            "rollup (percentiles within the bound in `data.meta.approximate`) unless "
+            "`exact=true` or `model_ids`/`endpoint_ids` are given (raw rows, exact "
+            "percentiles); `data.meta.source` says which. `percent` and `summary` count "
+            "every matching request, not only the returned routes."
         ),
         parameters=query_parameters(TopRoutesQuerySerializer),
         responses={200: TopRoutesResponseSerializer},
