@@ -34,7 +34,8 @@ _RT_LEVELS = (0.5, 0.9, 0.95, 0.99)
 _TTFT_LEVELS = (0.5, 0.95, 0.99)
 
 
-def _levels(levels: tuple[float, ...]) -> str:
+def quantile_levels_sql(levels: tuple[float, ...]) -> str:
+    """The parameters of a ``quantiles*`` function: "0.5, 0.95"."""
     return ", ".join(str(level) for level in levels)
 
 
@@ -43,8 +44,8 @@ def _levels(levels: tuple[float, ...]) -> str:
 # nanoseconds a state, against microseconds for hash-map sketches). Units of 10 ms move
 # its 30,000-unit ceiling to 300 s. Bound in the registry (SKETCH_BOUNDS).
 QUANTILE_UNIT_MS = 10
-_RT_QUANTILES = f"quantilesTiming({_levels(_RT_LEVELS)})"
-_TTFT_QUANTILES = f"quantilesTimingIf({_levels(_TTFT_LEVELS)})"
+_RT_QUANTILES = f"quantilesTiming({quantile_levels_sql(_RT_LEVELS)})"
+_TTFT_QUANTILES = f"quantilesTimingIf({quantile_levels_sql(_TTFT_LEVELS)})"
 
 
 @dataclass(frozen=True)
@@ -487,7 +488,7 @@ _GEO_ATOMS = (
 )
 
 
-_RT_PARAMS, _TTFT_PARAMS = _levels(_RT_LEVELS), _levels(_TTFT_LEVELS)
+_RT_PARAMS, _TTFT_PARAMS = quantile_levels_sql(_RT_LEVELS), quantile_levels_sql(_TTFT_LEVELS)
 # The levels of the percentile states, for queries merging the states they read.
 RT_QUANTILE_LEVELS = _RT_LEVELS
 TTFT_QUANTILE_LEVELS = _TTFT_LEVELS

@@ -20,7 +20,12 @@ from typing import Any
 from analytics.access.privacy import present_ip
 from analytics.paths import template_sql
 from analytics.query.registry import HAS_TTFT, METRICS
-from analytics.query.rollups import QUANTILE_UNIT_MS, RT_QUANTILE_LEVELS, TTFT_QUANTILE_LEVELS
+from analytics.query.rollups import (
+    QUANTILE_UNIT_MS,
+    RT_QUANTILE_LEVELS,
+    TTFT_QUANTILE_LEVELS,
+    quantile_levels_sql,
+)
 from analytics.query.runner import execute
 from analytics.query.tree import Condition, Coverage, FilterLeaf, FilterNode, Rows, Select, Window
 from analytics.useragent import AgentInfo, parse_agent
@@ -91,6 +96,34 @@ def top_routes_select(
         source=window.rows(*conditions),
         group_by=("path", "method"),
     )
+    return _by_route(
+        by_path,
+        (
+            ("quantilesExactMerge(0.95, 0.99)(response_times)", "percentiles"),
+            ("percentiles[1]", "p95_response_time"),
+            ("percentiles[2]", "p99_response_time"),
+            # Streamed requests with a first token only; NULL for a route with none.
+            ("quantileExactOrNullIfMerge(0.95)(ttft_times)", "p95_ttft"),
+        ),
+        group_ids=group_ids,
+        order_by=order_by,
+        limit=limit,
+    )
+
+
+def _by_route(
+    by_path: Select,
+    percentiles: tuple[tuple[str, str], ...],
+    *,
+    group_ids: bool,
+    order_by: str,
+    limit: int,
+    where: tuple[Condition, ...] = (),
+    fallback: Select | None = None,
+) -> Select:
+    """The second stage of both route queries: paths grouped under their templates,
+    counts and sums added, ``percentiles`` (the columns that merge the first stage's
+    percentile states, which differ between raw and rollup) in between."""
     return Select(
         columns=(
             (template_sql("path") if group_ids else "path", "route"),
@@ -102,24 +135,18 @@ def top_routes_select(
                 "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
                 "avg_response_time",
             ),
-            ("quantilesExactMerge(0.95, 0.99)(response_times)", "percentiles"),
-            ("percentiles[1]", "p95_response_time"),
-            ("percentiles[2]", "p99_response_time"),
-            # Streamed requests with a first token only; NULL for a route with none.
-            ("quantileExactOrNullIfMerge(0.95)(ttft_times)", "p95_ttft"),
+            *percentiles,
             ("sum(tokens)", "total_tokens"),
             ("sum(request_count) OVER ()", "all_requests"),
             ("count() OVER ()", "all_routes"),
         ),
         source=by_path,
+        where=where,
         group_by=("route", "method"),
         order_by=(f"{ROUTE_ORDER_COLUMNS[order_by]} DESC", "route ASC", "method ASC"),
         limit=limit,
+        fallback=fallback,
     )
-
-
-def _levels(levels: tuple[float, ...]) -> str:
-    return ", ".join(str(level) for level in levels)
 
 
 def top_routes_query(
@@ -154,7 +181,10 @@ def top_routes_query(
         if leaves
         else None,
     )
-    rt_levels, ttft_levels = _levels(RT_QUANTILE_LEVELS), _levels(TTFT_QUANTILE_LEVELS)
+    rt_levels, ttft_levels = (
+        quantile_levels_sql(RT_QUANTILE_LEVELS),
+        quantile_levels_sql(TTFT_QUANTILE_LEVELS),
+    )
     unit = QUANTILE_UNIT_MS
     # Raw expressions for the record (printed only from a rollup: raw runs the fallback).
     by_path = Select(
@@ -203,17 +233,9 @@ def top_routes_query(
         route=route,
         group_ids=group_ids,
     )
-    return Select(
-        columns=(
-            (template_sql("path") if group_ids else "path", "route"),
-            ("method", ""),
-            ("sum(rows)", "request_count"),
-            ("sum(errors)", "error_count"),
-            ("if(request_count = 0, NULL, error_count / request_count)", "error_rate"),
-            (
-                "if(request_count = 0, NULL, sum(response_time_sum) / request_count)",
-                "avg_response_time",
-            ),
+    return _by_route(
+        by_path,
+        (
             (f"quantilesTimingMerge({rt_levels})(response_times)", "percentiles"),
             (
                 f"if(request_count = 0, NULL, percentiles[{rt.index(0.95) + 1}] * {unit})",
@@ -229,15 +251,11 @@ def top_routes_query(
                 f"(ttft_times)[{TTFT_QUANTILE_LEVELS.index(0.95) + 1}] * {unit})",
                 "p95_ttft",
             ),
-            ("sum(tokens)", "total_tokens"),
-            ("sum(request_count) OVER ()", "all_requests"),
-            ("count() OVER ()", "all_routes"),
         ),
-        source=by_path,
-        where=where,
-        group_by=("route", "method"),
-        order_by=(f"{ROUTE_ORDER_COLUMNS[order_by]} DESC", "route ASC", "method ASC"),
+        group_ids=group_ids,
+        order_by=order_by,
         limit=limit,
+        where=where,
         fallback=fallback,
     )
 
