@@ -82,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from django.core.management import call_command
     from rest_framework.test import APIClient
 
-    from analytics.query.registry import TABLE
+    from analytics.demo.generator import table_row_count
     from analytics.query.rollups import ROLLUPS
     from budmetrics_site.clickhouse.client import get_client
 
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     call_command("migrate", database="clickhouse", verbosity=0)
     client = get_client()
     data_end = datetime(2026, 12, 1, tzinfo=UTC)
-    if not client.query(f"SELECT count() FROM {TABLE}").result_rows[0][0]:  # noqa: S608
+    if not table_row_count(client):
         _generate(args.rows, args.days, data_end, seed=7)
     wait_for_merges(client)
     for rollup in ROLLUPS.values():
