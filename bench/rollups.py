@@ -124,6 +124,16 @@ def _generate(rows: int, days: int, end: datetime, seed: int, first_row: int = 0
     return time.perf_counter() - started
 
 
+def get_data(api: Any, url: str, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    """One timed GET through the whole Django stack: (ms, the answer's ``data``)."""
+    started = time.perf_counter()
+    response = api.get(url, params)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise SystemExit(f"{url} answered {response.status_code}: {response.content[:500]!r}")
+    return elapsed, response.json()["data"]
+
+
 def _truncate_all(client: Any) -> None:
     from analytics.query.registry import TABLE
     from analytics.query.rollups import ROLLUPS

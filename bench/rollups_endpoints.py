@@ -24,23 +24,21 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rollups import _generate, _iso, _setup_django, _table, storage, wait_for_merges
-
-
-def _get(api: Any, url: str, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    started = time.perf_counter()
-    response = api.get(url, params)
-    elapsed = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        raise SystemExit(f"{url} answered {response.status_code}: {response.content[:500]!r}")
-    return elapsed, response.json()["data"]
+from rollups import (
+    _generate,
+    _iso,
+    _setup_django,
+    _table,
+    get_data,
+    storage,
+    wait_for_merges,
+)
 
 
 def _close(a: Any, b: Any, path: str = "") -> None:
@@ -114,16 +112,16 @@ def _run(args: argparse.Namespace) -> int:
     lines = []
     for label, url, params in calls:
         exact = {**params, "exact": "true"}
-        _, rolled = _get(api, url, params)
-        _, raw = _get(api, url, exact)
+        _, rolled = get_data(api, url, params)
+        _, raw = get_data(api, url, exact)
         _close(
             {k: v for k, v in rolled.items() if k != "meta"},
             {k: v for k, v in raw.items() if k != "meta"},
         )
         rollup_ms, raw_ms = [], []
         for _ in range(args.repeat):
-            rollup_ms.append(_get(api, url, params)[0])
-            raw_ms.append(_get(api, url, exact)[0])
+            rollup_ms.append(get_data(api, url, params)[0])
+            raw_ms.append(get_data(api, url, exact)[0])
         a, b = statistics.median(rollup_ms), statistics.median(raw_ms)
         lines += [
             [f"{label}: rollup (ms)", f"{a:.1f} ({rolled['meta']['source']})"],

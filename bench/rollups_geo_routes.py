@@ -28,7 +28,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,7 @@ from rollups import (  # the sibling bench script's helpers
     _iso,
     _setup_django,
     _table,
+    get_data,
     insert_throughput,
     storage,
     wait_for_merges,
@@ -50,15 +50,6 @@ ENDPOINTS = {
     "top-routes": ("/gateway/top-routes", {"limit": "10"}),
 }
 SKETCHED = {"p95_response_time", "p99_response_time", "p95_ttft", "unique_users"}
-
-
-def _call(api: Any, url: str, params: dict[str, str]) -> tuple[float, dict[str, Any]]:
-    started = time.perf_counter()
-    response = api.get(url, params)
-    elapsed = (time.perf_counter() - started) * 1000
-    if response.status_code != 200:
-        raise SystemExit(f"{url} answered {response.status_code}: {response.content[:500]!r}")
-    return elapsed, response.json()["data"]
 
 
 def check_agree(rolled: Any, raw: Any, name: str = "") -> None:
@@ -129,15 +120,15 @@ def _run(args: argparse.Namespace) -> int:
     for label, (url, extra) in ENDPOINTS.items():
         params = {**window, **extra}
         exact = {**params, "exact": "true"}
-        _, rolled = _call(api, url, params)
-        _, raw = _call(api, url, exact)
+        _, rolled = get_data(api, url, params)
+        _, raw = get_data(api, url, exact)
         assert rolled["meta"]["source"] != "raw", rolled["meta"]
         assert raw["meta"]["source"] == "raw", raw["meta"]
         check_agree(rolled, raw)
         rollup_ms, raw_ms = [], []
         for _ in range(args.repeat):
-            rollup_ms.append(_call(api, url, params)[0])
-            raw_ms.append(_call(api, url, exact)[0])
+            rollup_ms.append(get_data(api, url, params)[0])
+            raw_ms.append(get_data(api, url, exact)[0])
         results.append((label, rolled["meta"]["source"], rollup_ms, raw_ms))
 
     from analytics.query.registry import TABLE
