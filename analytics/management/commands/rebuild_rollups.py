@@ -1,8 +1,9 @@
 """``manage.py rebuild_rollups [--since] [--until]``: backfill or repair rollups.
 
 Materialized views only see inserts made after they exist; this recomputes a range of every
-rollup from the raw rows, one day at a time with a progress bar. Idempotent: each day's
-rollup rows are deleted and re-aggregated, so running it twice changes nothing.
+rollup from the raw rows (a tier from the finer rollup), with a progress bar. Idempotent:
+the range's rollup rows are deleted (one mutation per rollup) and re-aggregated a day at a
+time, so running it twice changes nothing.
 """
 
 from __future__ import annotations
@@ -33,28 +34,38 @@ def _iso8601(name: str, value: str) -> datetime:
 def rebuild(since: datetime, until: datetime, progress: Any = None) -> int:
     """Rebuild every rollup over ``[since, until)`` widened to whole 15-minute buckets
     (coarser tiers: to their whole intervals); returns the number of day-chunks done."""
-    step = ROLLUP_BUCKET_SECONDS
-    start, end = floor_to(since, step), ceil_to(until, step)
+    start, end = floor_to(since, ROLLUP_BUCKET_SECONDS), ceil_to(until, ROLLUP_BUCKET_SECONDS)
     client = get_client()
     options = schema.current_options()
-    chunks = []
-    moment = start
-    while moment < end:
-        chunks.append((moment, min(moment + CHUNK, end)))
-        moment += CHUNK
-    bar = tqdm(chunks, unit="day", file=progress, disable=progress is None)
-    for a, b in bar:
-        bar.set_description(a.strftime("%Y-%m-%d"))
-        # ROLLUPS lists each tier after the rollup it is fed from; a tier is rebuilt over
-        # its whole intervals touching the chunk, from the finer rollup (complete there:
-        # rebuilt, or fed by its view). A tier interval crossing into the next chunk is
-        # rebuilt again with it, so the last pass sees every finer row.
-        for rollup in ROLLUPS.values():
-            step = rollup.bucket_seconds
-            window = {"start": floor_to(a, step), "end": ceil_to(b, step)}
-            for sql in schema.rollup_rebuild_statements(options, rollup):
-                client.command(sql, parameters=window)
-    return len(chunks)
+    # ROLLUPS lists each tier after the rollup it is fed from, so a tier is rebuilt from a
+    # finer rollup already complete over the tier's whole intervals touching the range.
+    # One delete per rollup (a mutation: slow), then inserts a day at a time; a day is a
+    # whole number of every tier's intervals, so no interval is inserted twice.
+    work = []
+    for rollup in ROLLUPS.values():
+        step = rollup.bucket_seconds
+        low, high = floor_to(start, step), ceil_to(end, step)
+        days = []
+        moment = low
+        while moment < high:
+            days.append((moment, min(moment + CHUNK, high)))
+            moment += CHUNK
+        work.append((rollup, (low, high), days))
+    bar = tqdm(
+        total=sum(len(days) for _, _, days in work),
+        unit="day",
+        file=progress,
+        disable=progress is None,
+    )
+    for rollup, (low, high), days in work:
+        delete, insert = schema.rollup_rebuild_statements(options, rollup)
+        client.command(delete, parameters={"start": low, "end": high})
+        for a, b in days:
+            bar.set_description(f"{rollup.name} {a:%Y-%m-%d}")
+            client.command(insert, parameters={"start": a, "end": b})
+            bar.update(1)
+    bar.close()
+    return len(work[0][2]) if work else 0
 
 
 class Command(BaseCommand):
