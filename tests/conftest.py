@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from django.db import connections
@@ -15,6 +15,8 @@ from analytics.models import GatewayAnalytics
 from analytics.query.registry import ZERO_UUID
 
 pytest_plugins = ["tests.access_fixtures"]
+
+T = TypeVar("T")
 
 
 _DEFAULTS: dict[str, Any] = {
@@ -102,14 +104,40 @@ def clickhouse(django_db_blocker: Any) -> Iterator[Callable[[list[dict[str, Any]
         truncate_clickhouse()
 
 
+_truncations = 0  # how many times the tables were emptied in this process
+
+
 def truncate_clickhouse() -> None:
     """Empty the raw table and every rollup (the views only ever add to rollups)."""
     from analytics.query.rollups import ROLLUPS
 
+    global _truncations
     client = clickhouse_client()
     client.command("TRUNCATE TABLE gateway_analytics")
     for rollup in ROLLUPS.values():
         client.command(f"TRUNCATE TABLE {rollup.table}")
+    _truncations += 1
+
+
+@pytest.fixture(scope="module")
+def module_rows(django_db_blocker: Any) -> Iterator[Callable[[Callable[[], T]], T]]:
+    """Gives ``keep(write)`` for a module's read-only tests: ``write`` fills the emptied
+    tables and its result is returned to every later caller while no test empties them
+    (one using ``clickhouse`` does; the next caller then writes again), so a module writes
+    its shared rows once, not once per test. The tables are emptied when the module ends."""
+    kept: dict[str, Any] = {}
+
+    def keep(write: Callable[[], T]) -> T:
+        if kept.get("at") != _truncations:
+            with django_db_blocker.unblock():
+                truncate_clickhouse()
+                kept["value"] = write()
+            kept["at"] = _truncations
+        return kept["value"]
+
+    yield keep
+    with django_db_blocker.unblock():
+        truncate_clickhouse()
 
 
 @pytest.fixture(autouse=True)

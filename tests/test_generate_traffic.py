@@ -7,6 +7,7 @@ sampling error of a 3 % share is about 0.08 %, well inside the stated tolerances
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -78,9 +79,12 @@ def fingerprint() -> tuple[int, int]:
 
 
 @pytest.fixture
-def demo(clickhouse: Any) -> None:
-    """50,000 rows, seed 42, 7 days ending at END."""
-    generate()
+def demo(module_rows: Any, django_db_blocker: Any) -> Iterator[None]:
+    """50,000 rows, seed 42, 7 days ending at END: written once for the module's tests
+    that only read them (again after a test that empties the tables)."""
+    module_rows(generate)
+    with django_db_blocker.unblock():
+        yield
 
 
 # --- rows and determinism -----------------------------------------------------------------

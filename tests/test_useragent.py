@@ -4,6 +4,7 @@ generator and client analytics agree on it (real chDB rows, the real endpoint)."
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from typing import Any
@@ -23,7 +24,7 @@ from analytics.useragent import (
     classify_user_agent,
     parse_agent,
 )
-from tests.conftest import clickhouse_client, make_row
+from tests.conftest import clickhouse_client, insert_rows, make_row
 
 IPAD = (
     "Mozilla/5.0 (iPad; CPU OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
@@ -183,7 +184,14 @@ def _rows() -> list[dict[str, Any]]:
 
 
 @pytest.fixture
-def demo_rows(clickhouse: Any) -> list[dict[str, Any]]:
+def demo_rows(module_rows: Any, django_db_blocker: Any) -> Iterator[list[dict[str, Any]]]:
+    """The module's shared rows (written once; its tests only read them)."""
+    rows = module_rows(_write_demo_rows)
+    with django_db_blocker.unblock():
+        yield rows
+
+
+def _write_demo_rows() -> list[dict[str, Any]]:
     """4,000 demo rows; a copy of about a quarter of them with device/browser/os left empty
     (as a gateway that stored nothing would), and clients whose only agent is outside the
     catalogue, also stored empty. Returns every row as read back from chDB."""
@@ -215,7 +223,7 @@ def demo_rows(clickhouse: Any) -> list[dict[str, Any]]:
         for i, agent in enumerate(EXTRA_AGENTS)
         for _ in range(1 + i % 3)
     ]
-    clickhouse(extra)
+    insert_rows(extra)
     return _rows()
 
 
