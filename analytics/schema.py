@@ -198,13 +198,11 @@ def create_rollup_statements(
     ``manage.py rebuild_rollups``)."""
     db = f"`{options.database}`"
     body, tail = _rollup_body(rollup), _rollup_tail(rollup, retention_days)
-    view = f"{db}.`{rollup_view_name(rollup)}`"
     if not options.cluster:
         return [
             f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.table}`\n{body}\n"
             f"ENGINE = AggregatingMergeTree\n{tail}",
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {db}.`{rollup.table}`\n"
-            f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup)}`')}",
+            create_rollup_view_statement(options, rollup),
         ]
     cluster = f"`{options.cluster}`"
     local = f"{rollup.table}_local"
@@ -215,9 +213,35 @@ def create_rollup_statements(
         f"CREATE TABLE IF NOT EXISTS {db}.`{rollup.table}` ON CLUSTER {cluster} "
         f"AS {db}.`{local}`\n"
         f"ENGINE = Distributed({cluster}, {db}, `{local}`, rand())",
-        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER {cluster} "
-        f"TO {db}.`{local}`\n"
-        f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup, local=True)}`')}",
+        create_rollup_view_statement(options, rollup),
+    ]
+
+
+def create_rollup_view_statement(options: TableOptions, rollup: Rollup) -> str:
+    """The materialized view feeding ``rollup`` (on a cluster: each shard's local table
+    from the local table it is fed from)."""
+    db = f"`{options.database}`"
+    view = f"{db}.`{rollup_view_name(rollup)}`"
+    if not options.cluster:
+        return (
+            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {db}.`{rollup.table}`\n"
+            f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup)}`')}"
+        )
+    return (
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS {view} ON CLUSTER `{options.cluster}` "
+        f"TO {db}.`{rollup.table}_local`\n"
+        f"AS {rollup.state_select_sql(f'{db}.`{_fed_from(rollup, local=True)}`')}"
+    )
+
+
+def refeed_rollup_statements(options: TableOptions, rollup: Rollup) -> list[str]:
+    """Point ``rollup``'s view at what the code now feeds it from (its rows stay): drop
+    the view, create it again. Inserts landing between the two statements (milliseconds)
+    miss this rollup; ``manage.py rebuild_rollups`` over the deploy's minutes repairs it."""
+    on_cluster = f" ON CLUSTER `{options.cluster}`" if options.cluster else ""
+    return [
+        f"DROP VIEW IF EXISTS `{options.database}`.`{rollup_view_name(rollup)}`{on_cluster}",
+        create_rollup_view_statement(options, rollup),
     ]
 
 

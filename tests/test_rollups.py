@@ -487,8 +487,8 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
     assert list(listed) == list(FAMILIES)
     rollup = listed["series_15m"]
     # the client rollup's measures are not request metrics: none is listed
-    assert listed["clients_15m"]["metrics"] == []
-    assert listed["clients_15m"]["dimensions"] == ["project_id", "client_id"]
+    assert listed["clients_1h"]["metrics"] == []
+    assert listed["clients_1h"]["dimensions"] == ["project_id", "client_id"]
     assert rollup["bucket"] == "15m"
     assert rollup["tiers"] == ["series_1h", "series_6h", "series_1d"]
     assert rollup["dimensions"] == [
@@ -531,7 +531,7 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
     assert refused[0]["refused"] == {
         "series_15m": "group_by path not covered",
         "blocked_15m": "metric total_requests not covered",
-        "clients_15m": "metric total_requests not covered",
+        "clients_1h": "metric total_requests not covered",
         "geo_15m": "metric total_cost not covered",
         "routes_15m": "metric error_rate not covered",
     }

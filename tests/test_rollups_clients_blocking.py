@@ -5,6 +5,7 @@ same inserted rows, over an unaligned range (raw edges + rollup middle), and
 
 from __future__ import annotations
 
+import importlib
 import io
 import random
 import uuid
@@ -26,7 +27,8 @@ pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 P1 = uuid.UUID("11111111-1111-4111-8111-111111111111")
 P2 = uuid.UUID("22222222-2222-4222-8222-222222222222")
 M1 = uuid.UUID("33333333-3333-4333-8333-333333333333")
-# Unaligned both ends: raw edges 10:07-10:15 and 14:45-14:52 around a rollup middle.
+# Unaligned both ends: raw edges 10:07-10:15 and 14:45-14:52 around a rollup middle
+# (10:07-11:00 and 14:00-14:52 for the hourly client rollup).
 START = datetime(2025, 3, 3, 10, 7, tzinfo=UTC)
 END = START + timedelta(days=3, hours=4, minutes=45)  # 2025-03-06 14:52
 AGENTS = (
@@ -414,3 +416,56 @@ def test_exact_is_parsed_strictly(superuser_client: Any, url: str, value: str) -
     response = superuser_client.get(url, window(exact=value))
     assert response.status_code == 400
     assert "exact" in response.json()["error"]["details"]
+
+
+def test_migration_0010_feeds_the_hourly_client_rollup_from_raw_rows(
+    clickhouse: Any, superuser_client: Any
+) -> None:
+    """A database migrated before the client rollup started at the hour holds
+    ``clients_15m`` and an hourly view fed from it; 0010 drops the 15-minute rollup,
+    feeds the hourly one from raw rows, and keeps the hourly rows already there."""
+    from django.db import connections
+
+    from analytics import schema
+
+    migration = importlib.import_module("analytics.migrations.0010_clients_hourly")
+    client = clickhouse_client()
+    options = schema.current_options()
+    old_base = replace(
+        CLIENTS, name="clients_15m", table=CLIENTS.table.replace("_1h", "_15m"), bucket_seconds=900
+    )
+    client.command(f"DROP VIEW {schema.rollup_view_name(CLIENTS)}")
+    for statement in schema.create_rollup_statements(options, old_base, 730):
+        client.command(statement)
+    old_hourly = replace(CLIENTS, fed_from=old_base)
+    client.command(schema.create_rollup_view_statement(options, old_hourly))
+    try:
+        before, after = traffic(seed=3, count=120), traffic(seed=4, count=120)
+        insert_rows(before)  # through the old chain
+        with connections["clickhouse"].schema_editor() as editor:
+            migration.refeed_clients(None, editor)
+        insert_rows(after)  # through the new view
+    finally:
+        client.command(f"DROP TABLE IF EXISTS {old_base.table}")
+        client.command(f"DROP VIEW IF EXISTS {schema.rollup_view_name(old_base)}")
+
+    tables = {
+        name
+        for (name,) in client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+        ).result_rows
+    }
+    assert old_base.table not in tables
+    assert schema.rollup_view_name(old_base) not in tables
+    (feeds,) = client.query(
+        "SELECT create_table_query FROM system.tables "
+        "WHERE database = currentDatabase() AND name = {v:String}",
+        parameters={"v": schema.rollup_view_name(CLIENTS)},
+    ).result_rows[0]
+    assert feeds.endswith(".gateway_analytics GROUP BY project_id, timestamp, client_id"), feeds
+    rolled = get(superuser_client, CLIENTS_URL, window(limit=100))
+    raw = get(superuser_client, CLIENTS_URL, window(limit=100, exact=True))
+    assert rolled["meta"]["source"] == CLIENTS.name
+    in_window = [r for r in before + after if START <= r["timestamp"] < END and r["client_id"]]
+    assert rolled["summary"]["total_requests"] == len(in_window)
+    assert_same_clients(rolled, raw)

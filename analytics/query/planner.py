@@ -8,10 +8,11 @@ Priority (Snuba's storage selector, written where it is decided):
 A rollup (``analytics.query.rollups``) answers a ``Select`` whose innermost select (the
 one reading rows) describes itself
 (``metric_columns`` + ``coverage``) when every metric, group-by dimension and filter is
-covered, the bucket is 15 minutes or coarser and the zone's offsets over the range are
-multiples of 15 minutes (so every bucket edge is a rollup edge), and the range holds at
-least one whole 15-minute bucket. The aligned middle of the range is then read from the
-rollup and the unaligned edges from raw rows (``Plan.middle``); the printer merges both.
+covered, the bucket is as coarse as the rollup's own (15 minutes; an hour for the
+client rollup) and the zone's offsets over the range are multiples of it (so every bucket
+edge is a rollup edge), and the range holds at least one whole rollup bucket. The aligned
+middle of the range is then read from the rollup and the unaligned edges from raw rows
+(``Plan.middle``); the printer merges both.
 Each storage passed over is named on ``Plan.refused`` with the reason. When raw is
 chosen and the query carries a ``fallback`` (a tree shaped for raw rows), that is run.
 """
@@ -54,7 +55,7 @@ STORAGES: dict[str, Storage] = {
 class Plan:
     """A query and the storage chosen for it. ``refused`` names each storage passed over
     and why ("group_by path not covered"), for the query log and debug output.
-    ``middle`` is the 15-minute-aligned part of the range a rollup answers (the rest is
+    ``middle`` is the part of the range aligned to the rollup's buckets it answers (the rest is
     read from raw rows); None when the storage is raw."""
 
     query: Select | BucketList | UnscopedSystemQuery
@@ -82,7 +83,8 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
         reason = refusal(target, storage.rollup)
         if reason is None:
             tiers = tiling(target, FAMILIES[storage.name][1:])
-            return Plan(query, storage, tuple(refused), aligned_middle(target), tiers)
+            middle = aligned_middle(target, storage.rollup.bucket_seconds)
+            return Plan(query, storage, tuple(refused), middle, tiers)
         refused.append((storage.name, reason))
     if isinstance(query, Select) and query.fallback is not None:
         return Plan(query=query.fallback, storage=RAW, refused=tuple(refused))
@@ -90,7 +92,7 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
 
 
 def aligned_middle(select: Select, step: int = 900) -> tuple[datetime, datetime]:
-    """``[start, end)`` shrunk to whole 15-minute UTC buckets."""
+    """``[start, end)`` shrunk to whole ``step``-long UTC buckets (a family's finest)."""
     rows = select.rows
     return ceil_to(rows.start, step), floor_to(rows.end, step)
 

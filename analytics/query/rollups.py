@@ -242,7 +242,8 @@ class Rollup:
         dims = ", ".join(c for c, _ in self.columns)
         where = ""
         if self.fed_from is None:
-            bucket = BUCKET_15M
+            bucket = BUCKET_15M if self.bucket_seconds == ROLLUP_BUCKET_SECONDS else None
+            bucket = bucket or tier_start_sql(self.bucket_seconds)
             states = ",\n    ".join(f"{a.state} AS {a.column}" for a in self.atoms)
             where = f"\nWHERE {self.where}" if self.where else ""
         else:
@@ -255,7 +256,7 @@ class Rollup:
 
     @property
     def base(self) -> Rollup:
-        """The 15-minute rollup of this tier's family (itself, for a 15-minute one)."""
+        """The finest rollup of this tier's family, fed from raw rows (itself, for one)."""
         return self if self.fed_from is None else self.fed_from.base
 
 
@@ -271,20 +272,21 @@ def tier_start_sql(seconds: int, column: str = "timestamp") -> str:
 # zone whose days start at :30 or :45 still reads whole hours and quarter days inside each
 # of its buckets, with 15-minute rows only around the bucket edges (planner.tiling).
 TIER_SECONDS = (3600, 6 * 3600, 86400)
-_TIER_SUFFIX = {3600: "1h", 6 * 3600: "6h", 86400: "1d"}
+_SUFFIX = {ROLLUP_BUCKET_SECONDS: "15m", 3600: "1h", 6 * 3600: "6h", 86400: "1d"}
 
 
 def tiers_of(base: Rollup) -> tuple[Rollup, ...]:
     """``base`` and its coarser tiers, finest first; each fed from the one before."""
-    family = base.name.removesuffix("_15m")
+    own = f"_{_SUFFIX[base.bucket_seconds]}"
+    family, table = base.name.removesuffix(own), base.table.removesuffix(own)
     chain = [base]
-    for seconds in TIER_SECONDS:
-        suffix = _TIER_SUFFIX[seconds]
+    for seconds in (s for s in TIER_SECONDS if s > base.bucket_seconds):
+        suffix = _SUFFIX[seconds]
         chain.append(
             replace(
                 base,
                 name=f"{family}_{suffix}",
-                table=f"{base.table.removesuffix('_15m')}_{suffix}",
+                table=f"{table}_{suffix}",
                 bucket_seconds=seconds,
                 fed_from=chain[-1],
             )
@@ -413,9 +415,15 @@ _CLIENT_METRIC_SQL: dict[str, str] = {
 # Client analytics (GET /gateway/client-analytics) without search or device/browser/os
 # filters (code-written conditions: raw rows) and without model/endpoint filters (not
 # dimensions here: a client's requests spread over the project's endpoints).
+# Hourly from raw rows, with no 15-minute rollup: client analytics has no time buckets,
+# so an hour-aligned middle (raw rows for under an hour at each end) serves any range
+# exactly, and the six count maps made this the costliest view on insert; a 15-minute
+# table under it cost 36% of the family's insert time and its largest table
+# (bench/rollup_inserts.py).
 CLIENTS = Rollup(
-    name="clients_15m",
-    table=f"{TABLE}_clients_15m",
+    name="clients_1h",
+    table=f"{TABLE}_clients_1h",
+    bucket_seconds=3600,
     columns=(("project_id", "UUID"), ("client_id", "String")),
     dimensions=MappingProxyType({"project_id": ("project_id",), "client_id": ("client_id",)}),
     metrics=MappingProxyType(_CLIENT_METRIC_SQL),

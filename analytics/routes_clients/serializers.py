@@ -127,7 +127,7 @@ class ClientAnalyticsQuerySerializer(WindowQuerySerializer):
     exact = JsonBooleanField(
         required=False,
         default=False,
-        help_text="Read raw rows even when the client rollup (clients_15m) could answer "
+        help_text="Read raw rows even when the client rollup (clients_1h) could answer "
         "(default false). Both give the same numbers; `data.meta.source` says which "
         "answered. search, device_type, browser, os, model_ids and endpoint_ids always "
         "read raw rows.",
