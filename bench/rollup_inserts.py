@@ -1,6 +1,7 @@
 """Benchmark what each rollup view costs on insert: ``generate_traffic`` throughput with no
-view, with every view, with each family's views alone and with the families' base (15-minute)
-views only.
+view, with every view, with each family's views alone, with the families' base views only,
+and with the client family as it was before migration 0010 (a 15-minute table under the
+hourly one).
 
     .venv/bin/python bench/rollup_inserts.py --rows 1000000 --repeat 2
 
@@ -9,7 +10,8 @@ it, writes ``--rows`` rows (over ``--days`` days, 5 projects, the same seed ever
 emptied tables, and times it; after one warm-up, configurations are interleaved
 ``--repeat`` times and the median taken. A view's cost grows with the rollup rows a batch
 makes, i.e. with how thinly the rows spread over time: the default, 1M rows in one day, is
-the density of the issue's 100M rows over 90 days; ``--days 90`` is the demo's density. Prints one table: seconds, rows/s and throughput relative to no views.
+the density of the issue's 100M rows over 90 days; ``--days 90`` is the demo's density.
+Prints one table: seconds, rows/s and throughput relative to no views.
 """
 
 from __future__ import annotations
@@ -19,40 +21,61 @@ import shutil
 import statistics
 import sys
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import rollups as bench  # noqa: E402 - the sibling benchmark's helpers
+import rollups as bench
+
+# The client family as migration 0008 first made it: a 15-minute rollup under the hourly
+# one (migration 0010 removed it), to compare in the same run.
+OLD_CLIENTS = "clients_15m (before 0010)"
 
 
-def _configurations() -> dict[str, tuple[str, ...]]:
+def _old_clients_chain() -> tuple[Any, ...]:
+    from analytics.query.rollups import CLIENTS, FAMILIES
+
+    old_base = replace(
+        CLIENTS, name="clients_15m", table=CLIENTS.table.replace("_1h", "_15m"), bucket_seconds=900
+    )
+    chain = [old_base]
+    for tier in FAMILIES[CLIENTS.name]:
+        chain.append(replace(tier, fed_from=chain[-1]))
+    return tuple(chain)
+
+
+def _configurations() -> dict[str, tuple[Any, ...]]:
     from analytics.query.rollups import FAMILIES, ROLLUPS
 
-    configurations: dict[str, tuple[str, ...]] = {"no views": ()}
-    configurations["base views only"] = tuple(chain[0].name for chain in FAMILIES.values())
+    configurations: dict[str, tuple[Any, ...]] = {"no views": ()}
+    configurations["base views only"] = tuple(chain[0] for chain in FAMILIES.values())
     for family, chain in FAMILIES.items():
-        configurations[f"{family} family"] = tuple(tier.name for tier in chain)
-    configurations["every view"] = tuple(ROLLUPS)
+        configurations[f"{family} family"] = chain
+    configurations[OLD_CLIENTS] = _old_clients_chain()
+    configurations["every view"] = tuple(ROLLUPS.values())
     return configurations
 
 
-def _attach_only(client: object, names: tuple[str, ...]) -> None:
+def _attach_only(client: Any, rollups: tuple[Any, ...]) -> None:
     from django.conf import settings
 
     from analytics import schema
     from analytics.query.rollups import ROLLUPS
 
     options = schema.current_options()
-    for rollup in ROLLUPS.values():
-        client.command(f"DROP VIEW IF EXISTS {schema.rollup_view_name(rollup)}")  # type: ignore[attr-defined]
-    for name in names:
+    for rollup in (*ROLLUPS.values(), *_old_clients_chain()):
+        client.command(f"DROP VIEW IF EXISTS {schema.rollup_view_name(rollup)}")
+    for rollup in rollups:
         statements = schema.create_rollup_statements(
-            options, ROLLUPS[name], settings.ROLLUP_RETENTION_DAYS
+            options, rollup, settings.ROLLUP_RETENTION_DAYS
         )
         for statement in statements:
-            client.command(statement)  # type: ignore[attr-defined]
+            client.command(statement)
+    old_base = _old_clients_chain()[0]
+    client.command(f"TRUNCATE TABLE IF EXISTS {old_base.table}")
 
 
 def main() -> int:
