@@ -17,8 +17,8 @@ from typing import Any
 
 from analytics.query.buckets import bucket_sql, format_time
 from analytics.query.planner import plan
-from analytics.query.registry import BUCKETS, ZERO_UUID
-from analytics.query.rollups import BLOCKED_ONLY
+from analytics.query.registry import BUCKETS
+from analytics.query.rollups import BLOCKED_ONLY, RULE_ATTRIBUTED
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.tree import BucketList, Condition, Coverage, Rows, Select, Window
@@ -236,16 +236,22 @@ def block_reasons(query: StatsQuery) -> list[dict[str, Any]]:
 
 
 def rule_matches_select(query: StatsQuery, max_rules: int) -> Select:
+    """Per rule: requests attributed to it and the last one; from the rule rollup
+    (``rules_15m``) where it answers, else raw rows."""
     return Select(
         columns=(
             ("block_rule_id", ""),
             ("count()", "match_count"),
             ("max(timestamp)", "last_matched"),
         ),
-        source=query.rows(Condition.of("block_rule_id != {zero_uuid:UUID}", zero_uuid=ZERO_UUID)),
+        source=query.rows(RULE_ATTRIBUTED),
         group_by=("block_rule_id",),
         order_by=("match_count DESC",),
         limit=max_rules,
+        metric_columns=MappingProxyType(
+            {"match_count": "rule_matches", "last_matched": "rule_last_matched"}
+        ),
+        coverage=Coverage(dimensions=("block_rule_id",), exact=query.exact),
     )
 
 

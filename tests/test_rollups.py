@@ -534,6 +534,7 @@ def test_log_queries_shows_the_plan_and_why_a_rollup_was_refused(
         "clients_1h": "metric total_requests not covered",
         "geo_15m": "metric total_cost not covered",
         "routes_15m": "metric error_rate not covered",
+        "rules_15m": "metric total_requests not covered",
     }
     assert chosen[0]["rollup_range"] == [
         (BASE + timedelta(minutes=15)).isoformat(),

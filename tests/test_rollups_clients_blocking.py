@@ -17,7 +17,8 @@ import pytest
 from django.core.management import call_command
 
 from analytics.query.planner import plan
-from analytics.query.rollups import BLOCKED, CLIENTS, PlainAtom
+from analytics.query.rollups import BLOCKED, CLIENTS, RULE_ATTRIBUTED, PlainAtom
+from analytics.query.rollups import RULES as RULE_ROLLUP
 from analytics.query.scope import ProjectScope
 from blocking import queries as blocking
 from tests.conftest import clickhouse_client, insert_rows, make_row
@@ -230,13 +231,16 @@ RULES = (uuid.UUID("44444444-4444-4444-8444-444444444444"), uuid.UUID(int=0))
 
 def blocked_traffic(seed: int, count: int) -> list[dict[str, Any]]:
     """``traffic`` with reasons and rule ids on the blocked rows (a share of them with
-    no reason or no rule), so every list has ties and empties."""
+    no reason or no rule), so every list has ties and empties, and a rule id on a few rows
+    that were not blocked (the schema allows a match that did not block)."""
     rng = random.Random(seed)
     rows = traffic(seed, count)
     for row in rows:
         if row["is_blocked"]:
             row["block_reason"] = rng.choice(("", "ip_blocked", "country_blocked", "rate"))
             row["block_rule_id"] = rng.choice(RULES)
+        elif rng.random() < 0.05:
+            row["block_rule_id"] = RULES[0]
     return rows
 
 
@@ -256,13 +260,18 @@ def test_blocking_stats_from_the_rollups_equals_raw(
     rolled = get(superuser_client, BLOCKING_URL, params)
     raw = get(superuser_client, BLOCKING_URL, {**params, "exact": "true"})
     # totals and series: series_15m; IPs, reasons, distinct IPs: blocked_15m; rule match
-    # counts: raw rows (a rule id need not mean blocked)
-    assert rolled["meta"] == {"source": "series_15m+blocked_15m+raw", "approximate": {}}
+    # counts and last matches: rules_15m (blocked or not)
+    assert rolled["meta"] == {
+        "source": "series_15m+blocked_15m+rules_15m",
+        "approximate": {},
+    }
     assert raw["meta"] == {"source": "raw", "approximate": {}}
     assert rolled["summary"]["total_blocked"] > 0
     assert rolled["blocked_ips"]
     assert rolled["block_reasons"]
     assert rolled["time_series"]
+    matched = {rule["rule_id"]: rule["match_count"] for rule in rolled["blocking_rules"]}
+    assert matched[str(RULES[0])] > 0
     assert without_meta(rolled) == without_meta(raw)
 
 
@@ -274,7 +283,7 @@ def test_blocking_stats_reads_raw_where_a_rollup_does_not_cover(
     fine = {"start_time": START.isoformat(), "end_time": (START + timedelta(hours=9)).isoformat()}
     rolled = get(superuser_client, BLOCKING_URL, {**fine, "time_bucket": "5m"})
     raw = get(superuser_client, BLOCKING_URL, {**fine, "time_bucket": "5m", "exact": True})
-    assert rolled["meta"]["source"] == "series_15m+blocked_15m+raw"
+    assert rolled["meta"]["source"] == "series_15m+blocked_15m+rules_15m+raw"
     assert without_meta(rolled) == without_meta(raw)
     # no whole 15-minute bucket in the range: every statement reads raw rows
     short = {
@@ -289,21 +298,61 @@ def test_a_late_blocked_row_for_an_old_bucket_is_counted(
     clickhouse: Any, superuser_client: Any
 ) -> None:
     old = START + timedelta(hours=20, minutes=3)
-    clickhouse([make_row(timestamp=old, is_blocked=True, client_ip="6.6.6.6", block_reason="rate")])
+    rule = RULES[0]
+    clickhouse(
+        [
+            make_row(
+                timestamp=old,
+                is_blocked=True,
+                client_ip="6.6.6.6",
+                block_reason="rate",
+                block_rule_id=rule,
+            )
+        ]
+    )
     params = window(time_bucket="1d")
     first = get(superuser_client, BLOCKING_URL, params)
     late = old + timedelta(minutes=9, milliseconds=250)
     insert_rows(
-        [make_row(timestamp=late, is_blocked=True, client_ip="6.6.6.6", block_reason="geo")]
+        [
+            make_row(
+                timestamp=late,
+                is_blocked=True,
+                client_ip="6.6.6.6",
+                block_reason="geo",
+                block_rule_id=rule,
+            )
+        ]
     )
     again = get(superuser_client, BLOCKING_URL, {**params, "limit": 49})  # a new cache key
     raw = get(superuser_client, BLOCKING_URL, {**params, "limit": 49, "exact": True})
     assert first["summary"]["total_blocked"] == 1
-    assert again["meta"]["source"] == "series_15m+blocked_15m+raw"
+    assert again["meta"]["source"] == "series_15m+blocked_15m+rules_15m"
     (ip,) = again["blocked_ips"]
     assert (ip["block_count"], ip["reasons"]) == (2, ["geo", "rate"])
     assert ip["last_blocked"].startswith("2025-03-04T06:19:00.250")
+    (matched,) = again["blocking_rules"]
+    assert (matched["rule_id"], matched["match_count"]) == (str(rule), 2)
+    assert matched["last_matched"].startswith("2025-03-04T06:19:00.250")
     assert without_meta(again) == without_meta(raw)
+
+
+def test_the_rule_rollup_answers_only_rows_attributed_to_a_rule() -> None:
+    """Its view keeps rows with a rule id: it serves the per-rule match query, whose rows
+    carry exactly that condition, and nothing else."""
+    query = blocking.StatsQuery(
+        scope=ProjectScope.all_projects(), start=START, end=END, limit=10, bucket="1d"
+    )
+    matches = blocking.rule_matches_select(query, 100)
+    assert plan(matches).source == RULE_ROLLUP.name
+    assert matches.rows.conditions == (RULE_ATTRIBUTED,)
+    everyone = plan(replace(matches, source=query.rows()))
+    assert everyone.source == "raw"
+    assert dict(everyone.refused)[RULE_ROLLUP.name].startswith("rows not restricted to")
+    other = replace(matches, source=query.rows(RULE_ATTRIBUTED, blocking.BLOCKED))
+    assert dict(plan(other).refused)[RULE_ROLLUP.name] == "code-written conditions not covered"
+    exact = blocking.rule_matches_select(replace(query, exact=True), 100)
+    assert plan(exact).source == "raw"
 
 
 def test_the_blocked_rollup_answers_only_queries_restricted_to_blocked_rows() -> None:
@@ -348,7 +397,7 @@ def test_rebuilding_twice_fills_the_client_and_blocked_rollups_like_raw(
     twice: both endpoints answer from their rollups exactly as from raw rows."""
     clickhouse(blocked_traffic(seed=21, count=300))
     client = clickhouse_client()
-    for rollup in (CLIENTS, BLOCKED):
+    for rollup in (CLIENTS, BLOCKED, RULE_ROLLUP):
         client.command(f"TRUNCATE TABLE {rollup.table}")
     blocking_params = window(time_bucket="1d")
     missing = get(superuser_client, CLIENTS_URL, window(limit=7))
@@ -374,7 +423,7 @@ def test_rebuilding_twice_fills_the_client_and_blocked_rollups_like_raw(
         raw = get(
             superuser_client, BLOCKING_URL, {**blocking_params, "limit": limit, "exact": "true"}
         )
-        assert rolled["meta"]["source"] == "series_15m+blocked_15m+raw"
+        assert rolled["meta"]["source"] == "series_15m+blocked_15m+rules_15m"
         assert without_meta(rolled) == without_meta(raw)
 
 
@@ -405,7 +454,7 @@ def test_rollup_answers_keep_the_callers_projects(clickhouse: Any, api_client_fa
     assert [c["client_id"] for c in clients["clients"]] == ["mine"]
     assert clients["summary"] == {"total_clients": 1, "total_requests": 1}
     stats = get(api, BLOCKING_URL, window(time_bucket="1d"))
-    assert stats["meta"]["source"] == "series_15m+blocked_15m+raw"
+    assert stats["meta"]["source"] == "series_15m+blocked_15m+rules_15m"
     assert [ip["ip_address"] for ip in stats["blocked_ips"]] == ["1.2.3.4"]
     assert (stats["summary"]["total_requests"], stats["summary"]["total_blocked"]) == (2, 1)
 

@@ -189,7 +189,10 @@ def refusal(select: Select, rollup: Rollup) -> str | None:
         return "filter model_id not covered"
     if rows.endpoint_ids and "endpoint_id" not in rollup.dimensions:
         return "filter endpoint_id not covered"
-    if rows.conditions:
+    required = (rollup.requires_condition,) if rollup.requires_condition else ()
+    if rows.conditions != required:
+        if rollup.requires_condition is not None and not rows.conditions:
+            return f"rows not restricted to {rollup.requires_condition.sql}"
         return "code-written conditions not covered"
     if rollup.requires is not None and rollup.requires not in _conjuncts(rows.filters):
         leaf = rollup.requires
