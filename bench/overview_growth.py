@@ -10,6 +10,12 @@ In a throw-away embedded chDB directory it writes ``--rows`` rows over ``--days`
 Django stack (median of ``--repeat`` after one warm-up, cache off) and each ClickHouse
 statement it ran, alone. The growth per day of range is what a 90-day request at that
 density adds up to; a cost that does not grow with the range is per-request overhead.
+
+``--replicate K`` then copies the series rollup's 15-minute rows K more times, each copy
+``--days`` earlier (its chained views fill the coarser tiers), and times the overview over
+(K + 1) x ``--days`` - 1 days: a long range of rollup rows at the 100M density without
+writing 100M raw rows. Synthetic: raw rows exist only for the last ``--days`` days, so
+only the rollup answer is timed there (a raw answer would not be comparable).
 """
 
 from __future__ import annotations
@@ -71,11 +77,33 @@ def _measure(api: Any, client: Any, body: dict[str, Any], repeat: int) -> tuple[
     return api_ms, per_statement
 
 
+def _replicate_series(client: Any, copies: int, days: int) -> None:
+    """Copy the series rollup's 15-minute rows ``copies`` times, ``days`` apart, back in
+    time; the chained views fill its coarser tiers as on any insert."""
+    from analytics.query.rollups import FAMILIES, SERIES
+
+    table = SERIES.table
+    (low,) = client.query(f"SELECT min(timestamp) FROM {table}").result_rows[0]  # noqa: S608
+    source = (
+        f"SELECT * FROM {table} WHERE timestamp >= {{low:DateTime('UTC')}} "  # noqa: S608
+        f"AND timestamp < {{low:DateTime('UTC')}} + INTERVAL {int(days)} DAY"
+    )
+    for copy in range(1, copies + 1):
+        client.command(
+            f"INSERT INTO {table} SELECT * REPLACE "  # noqa: S608 - code constants
+            f"(timestamp - INTERVAL {copy * int(days)} DAY AS timestamp) FROM ({source})",
+            parameters={"low": low},
+        )
+    for tier in FAMILIES[SERIES.name]:
+        client.command(f"OPTIMIZE TABLE {tier.table} FINAL")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--days", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--replicate", type=int, default=0)
     args = parser.parse_args()
     work_dir = tempfile.mkdtemp(prefix="budmetrics-bench-overview-")
     try:
@@ -117,6 +145,14 @@ def main() -> int:
                         ]
                     )
                     print(f"measured {zone} p95={with_p95} {days}d", file=sys.stderr, flush=True)
+        if args.replicate:
+            _replicate_series(client, args.replicate, args.days)
+            days = (args.replicate + 1) * args.days - 1
+            for zone in ("Asia/Kolkata", "UTC"):
+                body = {**bench.overview(query_end, days), "timezone": zone}
+                api_ms, statements = _measure(api, client, body, args.repeat)
+                statements_ms = " / ".join(f"{ms:.1f}" for ms in statements)
+                lines.append([zone, "yes", f"{days} (synthetic)", f"{api_ms:.1f}", statements_ms])
         print(
             f"\nOverview (1d buckets, top 5 models + other) over {args.rows:,} rows in "
             f"{args.days} days, 5 projects; median of {args.repeat} after a warm-up, cache off"
