@@ -108,23 +108,13 @@ def main() -> int:
     work_dir = tempfile.mkdtemp(prefix="budmetrics-bench-overview-")
     try:
         bench._setup_django(work_dir)
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from rest_framework.test import APIClient
-
         from analytics.audit_writer import writer
-        from budmetrics_site.clickhouse.client import get_client
 
-        call_command("migrate", verbosity=0)
-        call_command("migrate", database="clickhouse", verbosity=0)
-        bench._silence_logs()
-        client = get_client()
+        client = bench.migrated_client()
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         bench._generate(args.rows, args.days, end, seed=bench.SEED)
         bench.wait_for_merges(client)
-        user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench")
-        api = APIClient()
-        api.force_authenticate(user=user)
+        api = bench.superuser_api()
         query_end = end - timedelta(minutes=53)  # an unaligned edge, inside the data
         ranges = sorted({1, 3, args.days - 1})
         lines = []

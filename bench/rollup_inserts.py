@@ -92,14 +92,7 @@ def main() -> int:
     work_dir = tempfile.mkdtemp(prefix="budmetrics-bench-inserts-")
     try:
         bench._setup_django(work_dir)
-        from django.core.management import call_command
-
-        from budmetrics_site.clickhouse.client import get_client
-
-        call_command("migrate", verbosity=0)
-        call_command("migrate", database="clickhouse", verbosity=0)
-        bench._silence_logs()
-        client = get_client()
+        client = bench.migrated_client()
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
         configurations = _configurations()
         seconds: dict[str, list[float]] = {label: [] for label in configurations}

@@ -456,24 +456,38 @@ def main() -> int:
         shutil.rmtree(work_dir, ignore_errors=True)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from django.contrib.auth import get_user_model
+def migrated_client() -> Any:
+    """Migrate both databases of the throw-away directory, quiet the logs and return the
+    ClickHouse client (after ``_setup_django``)."""
     from django.core.management import call_command
-    from rest_framework.test import APIClient
 
-    from analytics.audit_writer import writer
     from budmetrics_site.clickhouse.client import get_client
 
     call_command("migrate", verbosity=0)
     call_command("migrate", database="clickhouse", verbosity=0)
     _silence_logs()
-    client = get_client()
-    data_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    return get_client()
 
-    with_views, without_views = insert_throughput(client, args.insert_rows, args.days, data_end)
+
+def superuser_api() -> Any:
+    """A DRF test client authenticated as a fresh superuser (the whole Django stack)."""
+    from django.contrib.auth import get_user_model
+    from rest_framework.test import APIClient
+
     user = get_user_model().objects.create_superuser("bench", "bench@example.com", "bench")
     api = APIClient()
     api.force_authenticate(user=user)
+    return api
+
+
+def _run(args: argparse.Namespace) -> int:
+    from analytics.audit_writer import writer
+
+    client = migrated_client()
+    data_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+
+    with_views, without_views = insert_throughput(client, args.insert_rows, args.days, data_end)
+    api = superuser_api()
     results, written = [], 0
     for size in args.rows:
         results.append(_grow_and_measure(client, api, size, written, args, data_end))
