@@ -41,6 +41,7 @@ TABLE_SQL_ALLOWED = {
     "analytics/management/commands/generate_traffic.py": "demo traffic (the generator's client)",
     "analytics/query/rollups.py": "the rollup view's SELECT (DDL and backfills, never a request)",
     "analytics/management/commands/rebuild_rollups.py": "rollup repair: DELETE + INSERT … SELECT",
+    "bench/overview_growth.py": "benchmark set-up: copies rollup rows back in time (synthetic)",
 }
 TABLE_SQL_ALLOWED_DIRS: dict[str, str] = {}
 
