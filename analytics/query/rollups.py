@@ -201,15 +201,14 @@ _METRIC_SQL: dict[str, str] = {
 class Rollup:
     """One rollup table: what it covers and how to read it.
 
-    ``dimensions`` maps each covered registry dimension to the rollup column(s) its SQL
-    reads (``status_class`` is computed from ``status_code``); ``metrics`` maps each
+    Each rollup column is the registry dimension of the same name (``dimensions``);
+    ``metrics`` maps each
     covered metric to its expression over merged atoms; ``approximate`` names the metrics
     that come from a sketch, with their error bound (from the registry)."""
 
     name: str
     table: str
     columns: tuple[tuple[str, str], ...]  # (column, type) of the rollup dimensions
-    dimensions: Mapping[str, tuple[str, ...]]
     metrics: Mapping[str, str]
     atoms: tuple[Atom, ...]
     bucket_seconds: int = ROLLUP_BUCKET_SECONDS
@@ -224,6 +223,11 @@ class Rollup:
     # The same for a code-written condition: the planner offers the rollup only to rows
     # whose conditions are exactly this one (any other condition is not covered).
     requires_condition: Condition | None = None
+
+    @property
+    def dimensions(self) -> Mapping[str, tuple[str, ...]]:
+        """Each covered registry dimension and the rollup column(s) its SQL reads."""
+        return MappingProxyType({column: (column,) for column, _ in self.columns})
 
     @property
     def approximate(self) -> dict[str, str]:
@@ -246,8 +250,11 @@ class Rollup:
         dims = ", ".join(c for c, _ in self.columns)
         where = ""
         if self.fed_from is None:
-            bucket = BUCKET_15M if self.bucket_seconds == ROLLUP_BUCKET_SECONDS else None
-            bucket = bucket or tier_start_sql(self.bucket_seconds)
+            bucket = (
+                BUCKET_15M
+                if self.bucket_seconds == ROLLUP_BUCKET_SECONDS
+                else tier_start_sql(self.bucket_seconds)
+            )
             states = ",\n    ".join(f"{a.state} AS {a.column}" for a in self.atoms)
             where = f"\nWHERE {self.where}" if self.where else ""
         else:
@@ -315,15 +322,6 @@ SERIES = Rollup(
         ("endpoint_id", "UUID"),
         ("model_name", "LowCardinality(String)"),
         ("model_provider", "LowCardinality(String)"),
-    ),
-    dimensions=MappingProxyType(
-        {
-            "project_id": ("project_id",),
-            "model_id": ("model_id",),
-            "endpoint_id": ("endpoint_id",),
-            "model_name": ("model_name",),
-            "model_provider": ("model_provider",),
-        }
     ),
     metrics=MappingProxyType(_METRIC_SQL),
     atoms=_ATOMS,
@@ -429,7 +427,6 @@ CLIENTS = Rollup(
     table=f"{TABLE}_clients_1h",
     bucket_seconds=3600,
     columns=(("project_id", "UUID"), ("client_id", "String")),
-    dimensions=MappingProxyType({"project_id": ("project_id",), "client_id": ("client_id",)}),
     metrics=MappingProxyType(_CLIENT_METRIC_SQL),
     atoms=_CLIENT_ATOMS,
 )
@@ -439,8 +436,8 @@ CLIENTS = Rollup(
 # what the blocked-IP and reason lists group by plus the id filters every endpoint takes;
 # totals and the blocked-vs-total series come from SERIES (its n and blocked atoms).
 # Rows attributed to a rule (block_rule_id) are not necessarily blocked in the table's
-# schema, so per-rule match counts stay on raw rows, as do per-rule targeted counts
-# (arbitrary IP ranges and user-agent patterns over all rows).
+# schema, so per-rule match counts come from RULES below; per-rule targeted counts
+# (arbitrary IP ranges and user-agent patterns over all rows) stay on raw rows.
 BLOCKED_ONLY = FilterLeaf("is_blocked", "eq", True)
 BLOCKED = Rollup(
     name="blocked_15m",
@@ -452,19 +449,6 @@ BLOCKED = Rollup(
         ("client_ip", "String"),
         ("model_id", "UUID"),
         ("endpoint_id", "UUID"),
-    ),
-    dimensions=MappingProxyType(
-        {
-            name: (name,)
-            for name in (
-                "project_id",
-                "is_blocked",
-                "block_reason",
-                "client_ip",
-                "model_id",
-                "endpoint_id",
-            )
-        }
     ),
     metrics=MappingProxyType(
         {
@@ -497,9 +481,6 @@ RULES = Rollup(
         ("block_rule_id", "UUID"),
         ("model_id", "UUID"),
         ("endpoint_id", "UUID"),
-    ),
-    dimensions=MappingProxyType(
-        {name: (name,) for name in ("project_id", "block_rule_id", "model_id", "endpoint_id")}
     ),
     metrics=MappingProxyType(
         {"rule_matches": _m("n"), "rule_last_matched": "maxMerge(s_last_seen)"}
@@ -548,14 +529,6 @@ GEO = Rollup(
         ("region", "LowCardinality(String)"),
         ("city", "LowCardinality(String)"),
     ),
-    dimensions=MappingProxyType(
-        {
-            "project_id": ("project_id",),
-            "country_code": ("country_code",),
-            "region": ("region",),
-            "city": ("city",),
-        }
-    ),
     metrics=MappingProxyType(
         {
             **{
@@ -596,9 +569,6 @@ ROUTES_ROLLUP = Rollup(
         ("project_id", "UUID"),
         ("path", "String"),
         ("method", "LowCardinality(String)"),
-    ),
-    dimensions=MappingProxyType(
-        {"project_id": ("project_id",), "path": ("path",), "method": ("method",)}
     ),
     metrics=MappingProxyType(
         {
