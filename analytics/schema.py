@@ -345,3 +345,55 @@ def rollup_migration(*names: str) -> tuple[Any, Any]:
                 schema_editor.execute(statement, params=None)
 
     return create, drop
+
+
+# --- day tiers (ROLLUP_DAY_ZONES) ------------------------------------------------------------
+# The zones with a day tier are a setting, not code, so no migration can name them: the
+# migration that introduced them and every later ``migrate --database clickhouse`` make the
+# tables match the setting (``sync_day_tiers``).
+
+
+def _day_tier_tables(existing: Sequence[str], base: Rollup) -> list[str]:
+    """The day tiers of ``base``'s family among ``existing`` table names."""
+    prefix = f"{base.table.removesuffix('_15m')}_1d_"
+    return sorted(t for t in existing if t.startswith(prefix) and not t.endswith(("_mv", "_local")))
+
+
+def day_tier_sync_statements(
+    options: TableOptions, existing: Sequence[str], retention_days: int, keep: bool = True
+) -> list[str]:
+    """Create (with a backfill from the 15-minute rollup) each configured day tier missing
+    from ``existing`` (table names in the database) and drop each one no longer configured
+    (every one when not ``keep``): it would cost a view on every insert and serve nothing."""
+    from dataclasses import replace
+
+    from analytics.query.rollups import DAY_TIERS, FAMILIES
+
+    statements: list[str] = []
+    for family, tiers in DAY_TIERS.items():
+        base = FAMILIES[family][0]
+        wanted = {tier.table: tier for tier in tiers.values()} if keep else {}
+        for table, tier in wanted.items():
+            if table not in existing:
+                statements += create_rollup_statements(options, tier, retention_days)
+                statements.append(rollup_backfill_statement(options, tier))
+        for table in _day_tier_tables(existing, base):
+            if table not in wanted:
+                statements += drop_rollup_statements(options, replace(base, table=table))
+    return statements
+
+
+def sync_day_tiers(alias: str = "clickhouse", keep: bool = True) -> list[str]:
+    """Run ``day_tier_sync_statements`` on ``alias``; returns what it ran."""
+    from django.conf import settings
+
+    options = current_options(alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT name FROM system.tables WHERE database = currentDatabase()")
+        existing = [row[0] for row in cursor.fetchall()]
+        statements = day_tier_sync_statements(
+            options, existing, settings.ROLLUP_RETENTION_DAYS, keep=keep
+        )
+        for statement in statements:
+            cursor.execute(statement)
+    return statements

@@ -28,7 +28,7 @@ from analytics.query.registry import (
     TAG_KEY_PATTERN,
     tag_dimension,
 )
-from analytics.query.rollups import FAMILIES
+from analytics.query.rollups import DAY_TIERS, FAMILIES
 from analytics.requests_log.export import (
     EXPORT_RENDERERS,
     ExportFormatMixin,
@@ -155,7 +155,9 @@ def rollups_schema() -> list[dict[str, Any]]:
     """What each rollup covers: a request whose metrics, group_by and filters are all
     listed, with a bucket of ``bucket`` or coarser, is answered from it (``meta.source``)
     unless it sends ``exact: true``; ``approximate`` metrics then carry these bounds.
-    ``tiers`` are its coarser copies (1h, 6h, 1d) the planner reads for long ranges."""
+    ``tiers`` are its coarser copies (1h, 6h, 1d) the planner reads for long ranges;
+    ``day_tiers`` its copies in the local days of the zones of ``ROLLUP_DAY_ZONES`` (for
+    1d and 1w buckets in that zone)."""
     return [
         {
             "name": rollup.name,
@@ -170,6 +172,7 @@ def rollups_schema() -> list[dict[str, Any]]:
             "approximate": rollup.approximate,
             "retention_days": settings.ROLLUP_RETENTION_DAYS,
             "tiers": [tier.name for tier in chain[1:]],
+            "day_tiers": {zone: tier.name for zone, tier in DAY_TIERS.get(rollup.name, {}).items()},
         }
         for rollup, chain in ((chain[0], chain) for chain in FAMILIES.values())
     ]

@@ -79,8 +79,8 @@ def _measure(api: Any, client: Any, body: dict[str, Any], repeat: int) -> tuple[
 
 def _replicate_series(client: Any, copies: int, days: int) -> None:
     """Copy the series rollup's 15-minute rows ``copies`` times, ``days`` apart, back in
-    time; the chained views fill its coarser tiers as on any insert."""
-    from analytics.query.rollups import FAMILIES, SERIES
+    time; the chained views fill its coarser and day tiers as on any insert."""
+    from analytics.query.rollups import DAY_TIERS, FAMILIES, SERIES
 
     table = SERIES.table
     (low,) = client.query(f"SELECT min(timestamp) FROM {table}").result_rows[0]  # noqa: S608
@@ -94,7 +94,7 @@ def _replicate_series(client: Any, copies: int, days: int) -> None:
             f"(timestamp - INTERVAL {copy * int(days)} DAY AS timestamp) FROM ({source})",
             parameters={"low": low},
         )
-    for tier in FAMILIES[SERIES.name]:
+    for tier in (*FAMILIES[SERIES.name], *DAY_TIERS[SERIES.name].values()):
         client.command(f"OPTIMIZE TABLE {tier.table} FINAL")
 
 

@@ -7,8 +7,10 @@ value stops start-up with one line naming the variable (see ``_fail``).
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import environ
 
@@ -441,3 +443,21 @@ EXPORT_RETENTION_HOURS = _int("EXPORT_RETENTION_HOURS", 24, minimum=1)
 # --- rollups (issue 11) -------------------------------------------------------------------
 # TTL of the rollup tables: long-range trends outlive the raw rows' CLICKHOUSE_RETENTION_DAYS.
 ROLLUP_RETENTION_DAYS = _int("ROLLUP_RETENTION_DAYS", 730, minimum=1, maximum=7300)
+# Zones whose local days get their own daily series rollup (series_1d_<zone>): a dashboard
+# in 1d or 1w buckets in one of them reads one row per key and day. Other zones are served
+# exactly too, from UTC hours and quarter days (about 9-12 rows per key and local day).
+# Each zone is one more view on the 15-minute series rollup; `manage.py migrate --database
+# clickhouse` creates (with a backfill) and drops them to match this list.
+ROLLUP_DAY_ZONES = tuple(dict.fromkeys(env.list("ROLLUP_DAY_ZONES", default=["Asia/Kolkata"])))
+for _zone in ROLLUP_DAY_ZONES:
+    try:
+        _zone_ok = bool(re.fullmatch(r"[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*", _zone)) and (
+            ZoneInfo(_zone).key == _zone
+        )
+    except (ZoneInfoNotFoundError, ValueError):
+        _zone_ok = False
+    if not _zone_ok or _zone in ("UTC", "Etc/UTC"):
+        _fail(
+            "ROLLUP_DAY_ZONES",
+            f"{_zone!r} is not an IANA time zone other than UTC (UTC days have series_1d)",
+        )

@@ -16,6 +16,8 @@ os.environ.setdefault("CLICKHOUSE_HOST", "")
 # Fixtures use fixed historical dates; TTL must not drop them on insert.
 os.environ.setdefault("CLICKHOUSE_RETENTION_DAYS", "7300")
 os.environ.setdefault("ROLLUP_RETENTION_DAYS", "7300")
+# Day tiers in a +5:30 zone and a DST zone (the fixtures span New York's spring forward).
+os.environ.setdefault("ROLLUP_DAY_ZONES", "Asia/Kolkata,America/New_York")
 # Audit rows in the request, so a test sees them as soon as it has the response.
 os.environ.setdefault("AUDIT_WRITE_MODE", "sync")
 

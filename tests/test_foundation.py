@@ -223,6 +223,9 @@ def _start(env: dict[str, str]) -> subprocess.CompletedProcess:
         ("REDIS_URL", "http://127.0.0.1"),
         ("CLICKHOUSE_RETENTION_DAYS", "100000"),
         ("DASHBOARD_REFRESH_INTERVAL", "30"),
+        ("ROLLUP_DAY_ZONES", "Asia/Kolkata,Mars/Olympus"),
+        ("ROLLUP_DAY_ZONES", "UTC"),
+        ("ROLLUP_DAY_ZONES", "Asia/Kolkata');DROP TABLE x;--"),
     ],
 )
 def test_bad_setting_stops_start_up_with_one_line_naming_it(variable, value):

@@ -13,9 +13,10 @@ import logging
 import math
 import os
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.management import call_command
@@ -25,7 +26,7 @@ from hypothesis import strategies as st
 from analytics import schema
 from analytics.query.planner import plan
 from analytics.query.registry import METRICS, SKETCH_BOUNDS
-from analytics.query.rollups import FAMILIES, ROLLUPS, SERIES
+from analytics.query.rollups import DAY_TIERS, FAMILIES, ROLLUPS, SERIES, day_tier
 from analytics.query.runner import execute
 from analytics.query.scope import ProjectScope
 from analytics.query.series import AnalyticsQuery, main_select, run_analytics
@@ -38,7 +39,7 @@ pytestmark = pytest.mark.django_db(databases=["default", "clickhouse"])
 BASE = datetime(2024, 3, 8, 0, 0, tzinfo=UTC)
 SPAN_MINUTES = 4 * 24 * 60
 ZONES = ("UTC", "Asia/Kolkata", "Asia/Kathmandu", "America/New_York")
-BUCKETS = ("15m", "30m", "1h", "6h", "12h", "1d")
+BUCKETS = ("15m", "30m", "1h", "6h", "12h", "1d", "1w")
 MODELS = ("gpt", "claude", "llama")
 EXACT_METRICS = [m for m in SERIES.metrics if m not in SKETCH_BOUNDS]
 RANKABLE = ("total_requests", "error_count", "total_tokens", "blocked_requests")
@@ -368,6 +369,11 @@ def test_backfill_twice_rows_after_it_and_a_late_row_match_raw(clickhouse: Any) 
         end=BASE + timedelta(days=1, hours=2),
     )
     assert [tier.name for tier, _, _ in plan(main_select(daily)).tiers][-1] == "series_1d"
+    # The same days in Kolkata: the day tier, rebuilt over whole local days.
+    local_daily = replace(daily, timezone="Asia/Kolkata")
+    assert [t.name for t, _, _ in plan(main_select(local_daily)).tiers] == [
+        "series_1d_asia_kolkata"
+    ]
     assert summary(query) != summary(exact)  # the missing backfill shows
     for _ in range(2):  # idempotent: twice is once
         call_command(
@@ -381,11 +387,16 @@ def test_backfill_twice_rows_after_it_and_a_late_row_match_raw(clickhouse: Any) 
         )
         assert run_analytics(query).time_series == run_analytics(exact).time_series
         assert summary(daily) == summary(replace(daily, exact=True))
+        assert (
+            run_analytics(local_daily).time_series
+            == run_analytics(replace(local_daily, exact=True)).time_series
+        )
     insert_rows([make_row(timestamp=BASE + timedelta(hours=2, minutes=7), total_tokens=1000)])
     insert_rows([make_row(timestamp=BASE + timedelta(hours=15), total_tokens=5)])  # after
     assert run_analytics(query).time_series == run_analytics(exact).time_series
     assert summary(query) == summary(exact)
     assert summary(daily) == summary(replace(daily, exact=True))
+    assert summary(local_daily) == summary(replace(local_daily, exact=True))
     (rollup_rows,) = client.query(f"SELECT countMerge(s_n) FROM {SERIES.table}").result_rows[0]  # noqa: S608
     assert rollup_rows == 82
 
@@ -491,6 +502,11 @@ def test_the_schema_endpoint_lists_what_each_rollup_covers(superuser_client: Any
     assert listed["clients_1h"]["dimensions"] == ["project_id", "client_id"]
     assert rollup["bucket"] == "15m"
     assert rollup["tiers"] == ["series_1h", "series_6h", "series_1d"]
+    assert rollup["day_tiers"] == {  # ROLLUP_DAY_ZONES of the test settings
+        "Asia/Kolkata": "series_1d_asia_kolkata",
+        "America/New_York": "series_1d_america_new_york",
+    }
+    assert listed["geo_15m"]["day_tiers"] == {}
     assert rollup["dimensions"] == [
         "project_id",
         "model_id",
@@ -608,10 +624,15 @@ def test_a_nested_query_is_planned_at_its_innermost_select_and_falls_back_when_r
     ("zone", "bucket", "tiers"),
     [
         ("UTC", "1d", ["series_1h", "series_6h", "series_1d"]),
-        ("Asia/Kolkata", "1d", ["series_1h", "series_6h"]),  # days start at :30
+        # ROLLUP_DAY_ZONES (test settings: Kolkata and New York): their local days.
+        ("Asia/Kolkata", "1d", ["series_1d_asia_kolkata"]),  # days start at :30 UTC
+        ("Asia/Kolkata", "1w", ["series_1d_asia_kolkata"]),
+        ("Asia/Kolkata", "12h", ["series_1h", "series_6h"]),  # not whole days: UTC tiers
+        ("America/New_York", "1d", ["series_1d_america_new_york"]),  # a 23-hour day
+        # A zone without a day tier: UTC hours and quarter days inside its days.
+        ("Asia/Kathmandu", "1d", ["series_1h", "series_6h"]),
         ("Asia/Kathmandu", "6h", ["series_1h"]),  # +5:45: no UTC quarter day fits
         ("Asia/Kathmandu", "1h", []),
-        ("America/New_York", "1d", ["series_1h", "series_6h"]),  # a 23-hour day
         ("UTC", "30m", []),
     ],
 )
@@ -640,6 +661,15 @@ def test_long_ranges_read_coarser_tiers_and_equal_raw(
         .result_rows[0]
     )
     assert tier_rows == SPAN_MINUTES // 7  # the 1d tier saw every row, via 15m and 1h, 6h
+    for local_days in DAY_TIERS[SERIES.name].values():  # and each day tier, via 15m
+        days = (
+            clickhouse_client()
+            .query(f"SELECT timestamp, countMerge(s_n) FROM {local_days.table} GROUP BY 1")  # noqa: S608
+            .result_rows
+        )
+        assert sum(n for _, n in days) == SPAN_MINUTES // 7
+        local = ZoneInfo(local_days.zone)  # each row starts at a local midnight
+        assert {d.astimezone(local).time() for d, _ in days} == {time(0)}
     query = AnalyticsQuery(
         scope=ProjectScope.all_projects(),
         start=BASE + timedelta(hours=3, minutes=7),
@@ -665,3 +695,54 @@ def test_long_ranges_read_coarser_tiers_and_equal_raw(
     rolled = run_analytics(query)
     assert rolled.meta["source"] == SERIES.name
     assert_same_answer(rolled, run_analytics(replace(query, exact=True)))
+
+
+def test_a_range_without_a_whole_local_day_reads_the_utc_tiers() -> None:
+    query = AnalyticsQuery(
+        scope=ProjectScope.all_projects(),
+        start=datetime(2024, 3, 8, 19, 0, tzinfo=UTC),  # Kolkata 00:30, after midnight
+        end=datetime(2024, 3, 9, 18, 0, tzinfo=UTC),  # 23:30, before the next one
+        bucket="1d",
+        timezone="Asia/Kolkata",
+        metrics=("total_requests",),
+    )
+    assert [t.name for t, _, _ in plan(main_select(query)).tiers] == ["series_1h", "series_6h"]
+    whole = replace(  # one whole local day, 9 March
+        query,
+        start=datetime(2024, 3, 8, 18, 30, tzinfo=UTC),
+        end=datetime(2024, 3, 9, 18, 30, tzinfo=UTC),
+    )
+    chosen = plan(main_select(whole))
+    assert [(t.name, a, b) for t, a, b in chosen.tiers] == [
+        ("series_1d_asia_kolkata", whole.start, whole.end)
+    ]
+
+
+def test_migrate_makes_the_day_tiers_match_rollup_day_zones(clickhouse: Any) -> None:
+    """A day tier of a zone no longer configured is dropped (view and table), a configured
+    one missing is created and backfilled from the 15-minute rollup."""
+    client = clickhouse_client()
+    clickhouse([make_row(timestamp=BASE + timedelta(hours=h)) for h in range(30)])
+    options = schema.current_options()
+    berlin = day_tier(SERIES, "Europe/Berlin")
+    for statement in schema.create_rollup_statements(options, berlin, 30):
+        client.command(statement)
+    kolkata = DAY_TIERS[SERIES.name]["Asia/Kolkata"]
+    for statement in schema.drop_rollup_statements(options, kolkata):
+        client.command(statement)
+
+    def tables() -> set[str]:
+        rows = client.query(
+            "SELECT name FROM system.tables WHERE database = currentDatabase()"
+        ).result_rows
+        return {name for (name,) in rows}
+
+    assert {berlin.table, f"{berlin.table}_mv"} <= tables()
+    assert kolkata.table not in tables()
+    call_command("migrate", database="clickhouse", stdout=io.StringIO())
+    assert not {berlin.table, f"{berlin.table}_mv"} & tables()
+    assert {kolkata.table, f"{kolkata.table}_mv"} <= tables()
+    (backfilled,) = client.query(f"SELECT countMerge(s_n) FROM {kolkata.table}").result_rows[0]  # noqa: S608
+    assert backfilled == 30
+    call_command("migrate", database="clickhouse", stdout=io.StringIO())  # in step: no-op
+    assert schema.day_tier_sync_statements(options, sorted(tables()), 30) == []

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 
 from analytics.query.registry import BUCKETS, METRICS, TABLE
-from analytics.query.rollups import FAMILIES, Rollup
+from analytics.query.rollups import DAY_TIERS, FAMILIES, Rollup, ceil_to, floor_to
 from analytics.query.tree import (
     BucketList,
     Filter,
@@ -82,7 +82,7 @@ def plan(query: Select | BucketList | UnscopedSystemQuery) -> Plan:
             continue
         reason = refusal(target, storage.rollup)
         if reason is None:
-            tiers = tiling(target, FAMILIES[storage.name][1:])
+            tiers = day_tiling(target, storage.name) or tiling(target, FAMILIES[storage.name][1:])
             middle = aligned_middle(target, storage.rollup.bucket_seconds)
             return Plan(query, storage, tuple(refused), middle, tiers)
         refused.append((storage.name, reason))
@@ -125,14 +125,24 @@ def tiling(
     return tuple(chosen)
 
 
-def floor_to(moment: datetime, step: int) -> datetime:
-    seconds = moment.timestamp()
-    return datetime.fromtimestamp(seconds - seconds % step, UTC)
+# Request buckets made of whole local days: a day tier row lies inside one of them.
+_DAY_BUCKETS = ("1d", "1w")
 
 
-def ceil_to(moment: datetime, step: int) -> datetime:
-    floored = floor_to(moment, step)
-    return floored if floored == moment else floored + timedelta(seconds=step)
+def day_tiling(select: Select, family: str) -> tuple[tuple[Rollup, datetime, datetime], ...]:
+    """The family's day tier of the request's zone (``ROLLUP_DAY_ZONES``), with the range
+    shrunk to whole local days, when the buckets are whole local days and the range holds
+    one; else ``()`` (the UTC tiers, ``tiling``). It replaces the UTC tiers: their hours
+    are not inside the days of a zone at :30 or :45, and the days' partial first and last
+    days read 15-minute rows."""
+    coverage = select.coverage
+    if coverage is None or coverage.bucket not in _DAY_BUCKETS:
+        return ()
+    tier = DAY_TIERS.get(family, {}).get(coverage.timezone)
+    if tier is None:
+        return ()
+    start, end = tier.ceil(select.rows.start), tier.floor(select.rows.end)
+    return ((tier, start, end),) if start < end else ()
 
 
 def _filter_dimensions(node: Filter | None) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from analytics.query.buckets import bucket_sql, fill_step_seconds
 from analytics.query.planner import RAW, Plan
 from analytics.query.registry import PARAM_TYPES, dimension
-from analytics.query.rollups import BUCKET_15M, Rollup, tier_start_sql
+from analytics.query.rollups import BUCKET_15M, Rollup
 from analytics.query.tree import (
     BucketList,
     Condition,
@@ -165,16 +165,18 @@ def _tier_names(index: int) -> tuple[str, str]:
     return (f"tier{index}_start", f"tier{index}_end") if index else ("rollup_start", "rollup_end")
 
 
-def _usable_sql(index: int, step: int, column: str, bucket: str | None) -> str:
-    """Whether tier ``index`` serves the ``step``-long interval starting at ``column``:
-    it lies inside the tier's aligned range and inside one request bucket."""
+def _usable_sql(index: int, tier: Rollup, column: str, bucket: str | None) -> str:
+    """Whether tier ``index`` serves its interval starting at ``column``: it lies inside
+    the tier's aligned range and inside one request bucket (a day tier's local day always
+    does: the planner offers it only to buckets of whole local days of its zone)."""
     start, end = _tier_names(index)
-    clauses = [
-        f"{column} >= {{{start}:DateTime64(3, 'UTC')}}",
-        f"{column} < {{{end}:DateTime64(3, 'UTC')}}",
-    ]
-    if bucket is not None:
-        clauses.append(_same_bucket_sql(step, bucket, column))
+    clauses = [f"{column} >= {{{start}:DateTime64(3, 'UTC')}}"]
+    if tier.zone:
+        clauses.append(f"{tier.end_sql(column)} <= {{{end}:DateTime64(3, 'UTC')}}")
+    else:
+        clauses.append(f"{column} < {{{end}:DateTime64(3, 'UTC')}}")
+        if bucket is not None:
+            clauses.append(_same_bucket_sql(tier.bucket_seconds, bucket, column))
     return " AND ".join(clauses)
 
 
@@ -206,12 +208,14 @@ def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str
     branches: list[list[str]] = []
     for index, (tier, start, end) in enumerate(ranges):
         where = guard_clauses(rows.between(start, end), binder, _tier_names(index))
-        if index and bucket is not None:  # 15-minute rows always lie in one bucket
+        if tier.zone:  # a local day ends inside the range
+            where.append(f"{tier.end_sql()} <= {{{_tier_names(index)[1]}:DateTime64(3, 'UTC')}}")
+        elif index and bucket is not None:  # 15-minute rows always lie in one bucket
             where.append(_same_bucket_sql(tier.bucket_seconds, bucket))
         if index + 1 < len(ranges):
             coarser = ranges[index + 1][0]
-            around = tier_start_sql(coarser.bucket_seconds)
-            where.append(f"NOT ({_usable_sql(index + 1, coarser.bucket_seconds, around, bucket)})")
+            around = coarser.start_sql()
+            where.append(f"NOT ({_usable_sql(index + 1, coarser, around, bucket)})")
         branches.append([f"SELECT {columns}", f"FROM {tier.table}", f"WHERE {_where(where)}"])
     middle_start, middle_end = plan.middle
     edges = rows.narrowed(

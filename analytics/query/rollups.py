@@ -16,7 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, time, timedelta
 from types import MappingProxyType
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
 
 from analytics.query.registry import (
     HAS_GENERATION,
@@ -223,6 +227,40 @@ class Rollup:
     # The same for a code-written condition: the planner offers the rollup only to rows
     # whose conditions are exactly this one (any other condition is not covered).
     requires_condition: Condition | None = None
+    # A day tier: rows hold the local days of this IANA zone (``ROLLUP_DAY_ZONES``), 23 to
+    # 25 hours long; "" for the UTC tiers, whose intervals are ``bucket_seconds`` long.
+    zone: str = ""
+
+    def start_sql(self, column: str = "timestamp") -> str:
+        """The start of this tier's interval holding ``column``, typed like ``timestamp``."""
+        if self.zone:
+            return f"toDateTime(toStartOfDay({column}, '{self.zone}'), 'UTC')"
+        return tier_start_sql(self.bucket_seconds, column)
+
+    def end_sql(self, column: str = "timestamp") -> str:
+        """The end of the interval starting at ``column`` (a row's ``timestamp``). A local
+        day lasts 23 to 25 hours, so 26 hours on is inside the next one."""
+        if self.zone:
+            return self.start_sql(f"{column} + toIntervalHour(26)")
+        return f"{column} + toIntervalSecond({self.bucket_seconds})"
+
+    def floor(self, moment: datetime) -> datetime:
+        """The start of this tier's interval holding ``moment``."""
+        if not self.zone:
+            return floor_to(moment, self.bucket_seconds)
+        zone = ZoneInfo(self.zone)
+        day = moment.astimezone(zone).date()
+        start = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+        if start > moment:  # a day starting after midnight (a DST change at 00:00)
+            start = datetime.combine(day - timedelta(days=1), time(), tzinfo=zone)
+        return start.astimezone(UTC)
+
+    def ceil(self, moment: datetime) -> datetime:
+        """The start of the first of this tier's intervals starting at or after ``moment``."""
+        if not self.zone:
+            return ceil_to(moment, self.bucket_seconds)
+        floored = self.floor(moment)
+        return floored if floored == moment else self.floor(floored + timedelta(hours=26))
 
     @property
     def dimensions(self) -> Mapping[str, tuple[str, ...]]:
@@ -258,7 +296,7 @@ class Rollup:
             states = ",\n    ".join(f"{a.state} AS {a.column}" for a in self.atoms)
             where = f"\nWHERE {self.where}" if self.where else ""
         else:
-            bucket = tier_start_sql(self.bucket_seconds)
+            bucket = self.start_sql()
             states = ",\n    ".join(f"{a.merge_state} AS {a.column}" for a in self.atoms)
         return (
             f"SELECT {bucket} AS timestamp, {dims},\n    {states}\n"
@@ -269,6 +307,16 @@ class Rollup:
     def base(self) -> Rollup:
         """The finest rollup of this tier's family, fed from raw rows (itself, for one)."""
         return self if self.fed_from is None else self.fed_from.base
+
+
+def floor_to(moment: datetime, step: int) -> datetime:
+    seconds = moment.timestamp()
+    return datetime.fromtimestamp(seconds - seconds % step, UTC)
+
+
+def ceil_to(moment: datetime, step: int) -> datetime:
+    floored = floor_to(moment, step)
+    return floored if floored == moment else floored + timedelta(seconds=step)
 
 
 def tier_start_sql(seconds: int, column: str = "timestamp") -> str:
@@ -303,6 +351,22 @@ def tiers_of(base: Rollup) -> tuple[Rollup, ...]:
             )
         )
     return tuple(chain)
+
+
+def day_tier(base: Rollup, zone: str) -> Rollup:
+    """``base``'s tier of the local days of ``zone``, fed from ``base`` (15 minutes: every
+    zone's days are whole quarter hours; its UTC hours and quarter days are not whole days
+    of a zone at :30 or :45)."""
+    family, table = base.name.removesuffix("_15m"), base.table.removesuffix("_15m")
+    slug = zone.lower().replace("/", "_").replace("-", "_").replace("+", "plus")
+    return replace(
+        base,
+        name=f"{family}_1d_{slug}",
+        table=f"{table}_1d_{slug}",
+        bucket_seconds=86400,
+        fed_from=base,
+        zone=zone,
+    )
 
 
 # The series rollup serves POST /gateway/analytics and the dashboards built on it (the
@@ -596,8 +660,19 @@ FAMILIES: Mapping[str, tuple[Rollup, ...]] = MappingProxyType(
         RULES.name: (RULES,),
     }
 )
+# The series family's day tiers, by zone (``ROLLUP_DAY_ZONES``): a 90-day dashboard in
+# Kolkata days reads one row per key and day instead of 12 (two 15-minute rows, five hours,
+# three quarter days and two more 15-minute rows around each UTC midnight). Only the series
+# rollup has them: the other families serve requests without time buckets.
+DAY_TIERS: Mapping[str, Mapping[str, Rollup]] = MappingProxyType(
+    {SERIES.name: MappingProxyType({z: day_tier(SERIES, z) for z in settings.ROLLUP_DAY_ZONES})}
+)
 # Every rollup table, families' tiers finest first (what migrations, rebuilds and
 # retention walk: a tier comes after the rollup it is fed from).
 ROLLUPS: Mapping[str, Rollup] = MappingProxyType(
-    {tier.name: tier for chain in FAMILIES.values() for tier in chain}
+    {
+        tier.name: tier
+        for name, chain in FAMILIES.items()
+        for tier in (*chain, *DAY_TIERS.get(name, {}).values())
+    }
 )

@@ -43,8 +43,9 @@ def rebuild(since: datetime, until: datetime, progress: Any = None) -> int:
     # whole number of every tier's intervals, so no interval is inserted twice.
     work = []
     for rollup in ROLLUPS.values():
-        step = rollup.bucket_seconds
-        low, high = floor_to(start, step), ceil_to(end, step)
+        # A day tier's days are local (23 to 25 hours): a chunk may end inside one, and
+        # its two partial rows merge like any two rows of one key.
+        low, high = rollup.floor(start), rollup.ceil(end)
         days = []
         moment = low
         while moment < high:
