@@ -447,6 +447,35 @@ def test_cluster_mode_prints_replicated_rollups_a_distributed_front_and_local_vi
     assert "TO `budmetrics`.`gateway_analytics_series_1h_local`" in tier_view
     assert "FROM `budmetrics`.`gateway_analytics_series_15m_local`" in tier_view
     assert "quantilesTimingMergeState(0.5, 0.9, 0.95, 0.99)(s_rt_q)" in tier_view
+    # Day tiers: created on every replica from the local 15-minute rollup; a retired one
+    # (Distributed front, local table and view) dropped on the cluster.
+    kolkata, new_york = DAY_TIERS[SERIES.name].values()
+    berlin = day_tier(SERIES, "Europe/Berlin").table
+    existing = [
+        SERIES.table,
+        f"{SERIES.table}_local",
+        new_york.table,
+        f"{new_york.table}_local",
+        f"{new_york.table}_mv",
+        berlin,
+        f"{berlin}_local",
+        f"{berlin}_mv",
+    ]
+    synced = schema.day_tier_sync_statements(options, existing, 730)
+    assert [s.split("\n")[0] for s in synced] == [
+        f"CREATE TABLE IF NOT EXISTS `budmetrics`.`{kolkata.table}_local` ON CLUSTER `prod`",
+        f"CREATE TABLE IF NOT EXISTS `budmetrics`.`{kolkata.table}` ON CLUSTER `prod` "
+        f"AS `budmetrics`.`{kolkata.table}_local`",
+        f"CREATE MATERIALIZED VIEW IF NOT EXISTS `budmetrics`.`{kolkata.table}_mv` "
+        f"ON CLUSTER `prod` TO `budmetrics`.`{kolkata.table}_local`",
+        f"INSERT INTO `budmetrics`.`{kolkata.table}` SELECT "
+        "toDateTime(toStartOfDay(timestamp, 'Asia/Kolkata'), 'UTC') AS timestamp, "
+        "project_id, model_id, endpoint_id, model_name, model_provider,",
+        f"DROP VIEW IF EXISTS `budmetrics`.`{berlin}_mv` ON CLUSTER `prod`",
+        f"DROP TABLE IF EXISTS `budmetrics`.`{berlin}` ON CLUSTER `prod`",
+        f"DROP TABLE IF EXISTS `budmetrics`.`{berlin}_local` ON CLUSTER `prod`",
+    ]
+    assert f"FROM `budmetrics`.`{SERIES.table}_local`" in synced[2]
 
 
 def test_apply_retention_sets_the_rollup_ttl(settings: Any) -> None:
