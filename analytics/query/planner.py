@@ -112,7 +112,7 @@ def tiling(
     chosen = []
     for tier in tiers:
         step = tier.bucket_seconds
-        start, end = ceil_to(rows.start, step), floor_to(rows.end, step)
+        start, end = tier.ceil(rows.start), tier.floor(rows.end)
         if start >= end:
             break
         if coverage is not None and coverage.bucket is not None:

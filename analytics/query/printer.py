@@ -165,6 +165,11 @@ def _tier_names(index: int) -> tuple[str, str]:
     return (f"tier{index}_start", f"tier{index}_end") if index else ("rollup_start", "rollup_end")
 
 
+def _day_ends_in_range_sql(index: int, tier: Rollup, column: str) -> str:
+    """The local day starting at ``column`` ends inside day tier ``index``'s range."""
+    return f"{tier.end_sql(column)} <= {{{_tier_names(index)[1]}:DateTime64(3, 'UTC')}}"
+
+
 def _usable_sql(index: int, tier: Rollup, column: str, bucket: str | None) -> str:
     """Whether tier ``index`` serves its interval starting at ``column``: it lies inside
     the tier's aligned range and inside one request bucket (a day tier's local day always
@@ -172,7 +177,7 @@ def _usable_sql(index: int, tier: Rollup, column: str, bucket: str | None) -> st
     start, end = _tier_names(index)
     clauses = [f"{column} >= {{{start}:DateTime64(3, 'UTC')}}"]
     if tier.zone:
-        clauses.append(f"{tier.end_sql(column)} <= {{{end}:DateTime64(3, 'UTC')}}")
+        clauses.append(_day_ends_in_range_sql(index, tier, column))
     else:
         clauses.append(f"{column} < {{{end}:DateTime64(3, 'UTC')}}")
         if bucket is not None:
@@ -208,8 +213,8 @@ def _print_rollup_source(select: Select, plan: Plan, binder: Binder, indent: str
     branches: list[list[str]] = []
     for index, (tier, start, end) in enumerate(ranges):
         where = guard_clauses(rows.between(start, end), binder, _tier_names(index))
-        if tier.zone:  # a local day ends inside the range
-            where.append(f"{tier.end_sql()} <= {{{_tier_names(index)[1]}:DateTime64(3, 'UTC')}}")
+        if tier.zone:
+            where.append(_day_ends_in_range_sql(index, tier, "timestamp"))
         elif index and bucket is not None:  # 15-minute rows always lie in one bucket
             where.append(_same_bucket_sql(tier.bucket_seconds, bucket))
         if index + 1 < len(ranges):
